@@ -1,0 +1,41 @@
+"""Test-wide settings: CPU only, strict dtype and rank promotion, a seeded key fixture."""
+
+import os
+
+# Process-global JAX settings must be set before JAX starts (house rule 4).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SMALL = Path(__file__).resolve().parents[1] / "bayesirt" / "datasets" / "real_multibench_small"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _strict_jax():
+    """Strict promotion catches silent float64/int mixing and broadcasting in index maths."""
+    try:
+        import jax
+    except ImportError:  # the numpy-only tests do not need JAX
+        yield
+        return
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    yield
+
+
+@pytest.fixture
+def rng_key():
+    """A fixed JAX PRNG key; tests split it, never reuse it."""
+    import jax
+
+    return jax.random.key(20240601)
+
+
+@pytest.fixture(scope="session")
+def small_dir() -> Path:
+    """The bundled real-multibench-small data set (train/, test/, reference/, reveal/)."""
+    return SMALL
