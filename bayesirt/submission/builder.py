@@ -1,0 +1,218 @@
+"""Build the competition submission ZIP from a fitted posterior.
+
+ZIP root::
+
+    model.py                       train() / predict(), from templates/model.py
+    labeling.py                    score_pairs(), from templates/labeling.py
+    bayesirt_runtime/__init__.py   marks the runtime package (generated)
+    bayesirt_runtime/predictive.py byte-for-byte copy of bayesirt/predictive.py
+    bayesirt_runtime/data.py       byte-for-byte copy of bayesirt/data.py
+    posterior_flat.nc              the flat NetCDF3 artifact (scipy.io.netcdf_file reads it)
+    manifest.json                  version, model, config, fingerprint, draws, created, sha256s
+
+The runtime is copied, never rewritten, so the container computes exactly what the package
+computes (house rule 9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import bayesirt
+
+#: Default number of posterior draws kept in the bundle.
+DEFAULT_MAX_DRAWS = 1000
+#: Acquisition methods ``labeling.score_pairs`` may use (``bayesirt.predictive.score_pairs``).
+ACQUISITIONS = ("bald", "epig")
+ARTIFACT_NAME = "posterior_flat.nc"
+MANIFEST_NAME = "manifest.json"
+RUNTIME_PACKAGE = "bayesirt_runtime"
+#: Files of the package copied verbatim into the runtime package.
+RUNTIME_MODULES = ("predictive.py", "data.py")
+
+_RUNTIME_INIT = '''"""bayesirt's numpy-only runtime, copied from bayesirt {version}.
+
+predictive.py and data.py are byte-for-byte copies of bayesirt/predictive.py and
+bayesirt/data.py (sha256 in ../manifest.json); they need numpy, scipy and pandas only.
+"""
+
+__version__ = "{version}"
+'''
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What ``build_bundle`` wrote.
+
+    Attributes
+    ----------
+    path : Path
+        The ZIP file.
+    size_bytes : int
+        Its size on disk.
+    n_draws : int
+        Posterior draws kept in the artifact.
+    artifact_bytes : int
+        Uncompressed size of ``posterior_flat.nc``.
+    manifest : dict
+        The manifest written into the ZIP.
+    """
+
+    path: Path
+    size_bytes: int
+    n_draws: int
+    artifact_bytes: int
+    manifest: dict
+
+
+def _package_bytes(name: str) -> bytes:
+    """Read a module of the installed package (works for editable and wheel installs)."""
+    res = resources.files("bayesirt").joinpath(name)
+    if not res.is_file():
+        raise FileNotFoundError(
+            f"bayesirt/{name} is missing from the installed package; the bundle needs it "
+            "verbatim (reinstall bayesirt)"
+        )
+    return res.read_bytes()
+
+
+def _template_bytes(name: str) -> bytes:
+    res = resources.files("bayesirt.submission").joinpath("templates", name)
+    if not res.is_file():
+        raise FileNotFoundError(f"template {name} is missing from bayesirt.submission/templates")
+    return res.read_bytes()
+
+
+def _flat_facts(path: Path) -> dict:
+    """Global attributes and draw count of a flat artifact, read the way the runtime reads it."""
+    from scipy.io import netcdf_file
+
+    def _s(v) -> str:
+        return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+    nc = netcdf_file(path, mode="r", mmap=False)
+    try:
+        attrs = nc._attributes  # scipy keeps global attributes here
+        facts = {
+            "schema": int(attrs.get("bayesirt_flat_schema", -1)),
+            "model_name": _s(attrs.get("model_name", b"")),
+            "config": _s(attrs.get("config", b"{}")),
+            "fingerprint": _s(attrs.get("fingerprint", b"")),
+            "n_draws": int(nc.dimensions.get("sample") or 0),
+            "variables": sorted(nc.variables),
+        }
+    finally:
+        nc.close()
+    return facts
+
+
+def _sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def build_bundle(
+    posterior_path: str | Path,
+    out_zip: str | Path,
+    *,
+    max_draws: int | None = DEFAULT_MAX_DRAWS,
+    acquisition: str = "bald",
+) -> BundleInfo:
+    """Write the submission ZIP for a fitted posterior.
+
+    Parameters
+    ----------
+    posterior_path : str or Path
+        A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree).
+    out_zip : str or Path
+        Destination ZIP (overwritten atomically; parent folders are created).
+    max_draws : int or None, optional
+        Keep at most this many flattened draws (evenly spaced); None keeps all. Prediction
+        time and ZIP size grow linearly with it.
+    acquisition : {"bald", "epig"}, optional
+        The method ``labeling.score_pairs`` passes to ``predictive.score_pairs``.
+
+    Returns
+    -------
+    BundleInfo
+
+    Raises
+    ------
+    FileNotFoundError
+        If the posterior, a template or a runtime module is missing.
+    ValueError
+        If ``acquisition`` is unknown, ``max_draws`` is not a positive int, or the posterior
+        cannot be flattened (see ``bayesirt.posteriors.write_flat``).
+    """
+    from bayesirt.posteriors import write_flat
+
+    if acquisition not in ACQUISITIONS:
+        raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+    if max_draws is not None and (
+        not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1
+    ):
+        raise ValueError(f"max_draws must be a positive int or None, got {max_draws!r}")
+    posterior_path = Path(posterior_path)
+    if not posterior_path.is_file():
+        raise FileNotFoundError(f"posterior file not found: {posterior_path}")
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+
+    runtime = {name: _package_bytes(name) for name in RUNTIME_MODULES}
+    templates = {name: _template_bytes(name) for name in ("model.py", "labeling.py")}
+    init = _RUNTIME_INIT.format(version=bayesirt.__version__).encode("utf-8")
+
+    with tempfile.TemporaryDirectory(prefix="bayesirt-bundle-", dir=out_zip.parent) as tmp_s:
+        tmp = Path(tmp_s)
+        flat = write_flat(posterior_path, tmp / ARTIFACT_NAME, max_draws=max_draws)
+        facts = _flat_facts(flat)
+        try:
+            config = json.loads(facts["config"])
+        except json.JSONDecodeError:
+            config = facts["config"]
+        artifact = flat.read_bytes()
+        manifest = {
+            "format": "bayesirt-submission",
+            "format_version": 1,
+            "bayesirt_version": bayesirt.__version__,
+            "model_name": facts["model_name"],
+            "config": config,
+            "fingerprint": facts["fingerprint"],
+            "n_draws": facts["n_draws"],
+            "max_draws": max_draws,
+            "acquisition": acquisition,
+            "artifact": ARTIFACT_NAME,
+            "flat_schema": facts["schema"],
+            "posterior_variables": facts["variables"],
+            "source_posterior": posterior_path.name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "requires": "python>=3.10; numpy, scipy, pandas",
+            "sha256": {
+                ARTIFACT_NAME: _sha256(artifact),
+                **{f"{RUNTIME_PACKAGE}/{n}": _sha256(b) for n, b in runtime.items()},
+                **{n: _sha256(b) for n, b in templates.items()},
+            },
+        }
+        part = tmp / (out_zip.name + ".part")
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for name, b in templates.items():
+                zf.writestr(name, b)
+            zf.writestr(f"{RUNTIME_PACKAGE}/__init__.py", init)
+            for name, b in runtime.items():
+                zf.writestr(f"{RUNTIME_PACKAGE}/{name}", b)
+            zf.write(flat, ARTIFACT_NAME)
+            zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
+        part.replace(out_zip)
+    return BundleInfo(
+        path=out_zip,
+        size_bytes=out_zip.stat().st_size,
+        n_draws=facts["n_draws"],
+        artifact_bytes=len(artifact),
+        manifest=manifest,
+    )

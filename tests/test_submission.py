@@ -1,0 +1,334 @@
+"""Tests of the submission bundle, the local evaluation harness, splits and safe extraction."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayesirt.submission import (
+    SubmissionError,
+    SubmissionWarning,
+    UnsafeArchiveError,
+    evaluate,
+    safe_extract,
+    scoring,
+    split_dataset,
+)
+from bayesirt.submission.runner import n_to_reveal
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_zip(path: Path, files: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return path
+
+
+# A stand-in submission: stdlib only, per-model accuracy from train_dir, revealed labels used
+# verbatim, and a labeling.py whose scores make the first pairs the top ones.
+DUMMY_MODEL = '''
+import csv, os
+_STATE = {}
+
+def train(train_dir):
+    acc = {}
+    with open(os.path.join(train_dir, "train_responses.csv"), newline="") as fh:
+        for row in csv.DictReader(fh):
+            s, n = acc.get(row["model_id"], (0, 0))
+            acc[row["model_id"]] = (s + int(row["response"]), n + 1)
+    _STATE["acc"] = {m: (s + 1) / (n + 2) for m, (s, n) in acc.items()}
+
+def predict(train_dir, test_dir, labeled_pairs):
+    known = {(d["model_id"], d["item_id"]): d["label"] for d in labeled_pairs}
+    out = []
+    with open(os.path.join(test_dir, "test_pairs.csv"), newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["model_id"], row["item_id"])
+            p = known[key] if key in known else _STATE["acc"][row["model_id"]]
+            out.append({"model_id": key[0], "item_id": key[1], "predicted_probability": p})
+    return PATCH(out)
+
+PATCH = lambda out: out
+'''
+DUMMY_LABELING = '''
+def score_pairs(test_pairs, train_dir="", test_dir=""):
+    return [-float(i) for i in range(len(test_pairs))]
+'''
+
+
+def dummy_zip(tmp_path: Path, patch: str = "", name: str = "dummy.zip") -> Path:
+    model = DUMMY_MODEL + ("\n" + patch if patch else "")
+    return make_zip(tmp_path / name, {"model.py": model, "labeling.py": DUMMY_LABELING})
+
+
+# ---------------------------------------------------------------------------------------------
+# safe_extract
+
+
+def test_safe_extract_good_archive(tmp_path):
+    z = make_zip(tmp_path / "ok.zip", {"model.py": "x = 1\n", "pkg/mod.py": "y = 2\n"})
+    dest = safe_extract(z, tmp_path / "out")
+    assert (dest / "model.py").read_text() == "x = 1\n"
+    assert (dest / "pkg" / "mod.py").read_text() == "y = 2\n"
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [("../evil.py", "'..'"), ("a/../../evil.py", "'..'"), ("/tmp/evil.py", "absolute"),
+     ("C:/evil.py", "absolute"), ("..\\evil.py", "'..'")],
+)
+def test_safe_extract_refuses_escaping_names(tmp_path, entry, needle):
+    z = make_zip(tmp_path / "bad.zip", {"model.py": "x = 1\n", entry: "boom\n"})
+    dest = tmp_path / "sandbox" / "out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UnsafeArchiveError, match=needle):
+        safe_extract(z, dest)
+    # Nothing was written at all: checks run before the destination is even created.
+    assert not (tmp_path / "sandbox").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_safe_extract_refuses_symlink(tmp_path):
+    z = tmp_path / "link.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        info = zipfile.ZipInfo("model.py")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        safe_extract(z, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.py").exists()
+
+
+def test_safe_extract_refuses_bomb(tmp_path):
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.bin", b"\0" * 200_000)
+    assert z.stat().st_size < 10_000  # compresses well: the declared size is what counts
+    with pytest.raises(UnsafeArchiveError, match="100,000 bytes"):
+        safe_extract(z, tmp_path / "out", max_bytes=100_000)
+    assert not (tmp_path / "out" / "big.bin").exists()
+
+
+def test_safe_extract_not_a_zip(tmp_path):
+    bad = tmp_path / "x.zip"
+    bad.write_text("not a zip")
+    with pytest.raises(UnsafeArchiveError, match="not a ZIP"):
+        safe_extract(bad, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        safe_extract(tmp_path / "missing.zip", tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+
+def test_auc_matches_pairwise_count_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.random(300), 1)  # many ties
+    pos, neg = p[y == 1], p[y == 0]
+    diff = pos[:, None] - neg[None, :]
+    brute = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / (pos.size * neg.size)
+    assert scoring.roc_auc(y, p) == pytest.approx(brute, abs=1e-12)
+    assert math.isnan(scoring.roc_auc(np.ones(5, int), np.linspace(0, 1, 5)))
+
+
+def test_log_loss_brier_ece_values():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([1.0, 0.0, 0.5, 0.5])
+    # Exact 0/1 predictions that are right cost ~1e-7 each; the 0.5s cost log 2.
+    assert scoring.log_loss(y, p) == pytest.approx(2 * math.log(2) / 4, abs=1e-6)
+    # A confidently wrong prediction is clipped at 1e-7, not infinite.
+    assert scoring.log_loss(np.array([1]), np.array([0.0])) == pytest.approx(-math.log(1e-7))
+    assert scoring.brier(y, p) == pytest.approx(0.125)
+    # Bins: p=0 -> bin 0 (|0-0|), p=0.5 -> bin 5 (|1.0-1|/4 *2 = 0), p=1 -> bin 9 (0).
+    assert scoring.ece(y, p) == pytest.approx(0.0)
+    assert scoring.ece(np.array([0, 0]), np.array([0.9, 0.9])) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="0/1"):
+        scoring.log_loss(np.array([2]), np.array([0.5]))
+    with pytest.raises(ValueError, match="finite"):
+        scoring.brier(np.array([1]), np.array([np.nan]))
+
+
+def test_baselines_shrink_and_fall_back():
+    # model 0: 3/3 on bench 0; model 1: nothing on bench 1.
+    fm = np.array([0, 0, 0, 1, 1])
+    fb = np.array([0, 0, 0, 0, 0])
+    fy = np.array([1, 1, 1, 0, 1])
+    out = scoring.baselines(fm, fb, fy, np.array([0, 1]), np.array([0, 1]), 2, 2)
+    glob = 4 / 5
+    bench1 = (0 + 2 * glob) / (0 + 2)  # empty benchmark -> global rate
+    assert out["benchmark_rate"][1] == pytest.approx(bench1)
+    assert out["model_accuracy"][0] == pytest.approx((3 + 2 * glob) / 5)
+    assert out["model_benchmark_accuracy"][1] == pytest.approx(bench1)  # empty cell -> bench
+    assert 0 < out["model_benchmark_accuracy"][0] < 1
+
+
+def test_n_to_reveal_is_ceil_without_float_noise():
+    assert n_to_reveal(0.05, 100) == 5
+    assert n_to_reveal(0.10, 87_668) == 8_767
+    assert n_to_reveal(0.0, 10) == 0
+    assert n_to_reveal(1.0, 10) == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# split
+
+
+def test_split_dataset_holds_out_items_per_benchmark(tmp_path, small_dir):
+    from bayesirt import data as bdata
+
+    out = split_dataset(small_dir / "train", tmp_path / "split", test_frac=0.2, seed=3)
+    d = bdata.load(out)
+    src = bdata.load(small_dir / "train")
+    assert d.n_obs + d.test_model_idx.size == src.n_obs
+    train_items = set(d.item_ids[: d.n_train_items])
+    test_items = set(d.item_ids[d.n_train_items:])
+    assert not train_items & test_items
+    # About 20% of each benchmark's items, and every benchmark on both sides.
+    for k, b in enumerate(d.benchmark_ids):
+        n_test = int((d.item_benchmark[d.n_train_items:] == k).sum())
+        n_src = int((src.item_benchmark[: src.n_train_items] == src.benchmark_index[b]).sum())
+        assert n_test == round(0.2 * n_src)
+        assert 0 < n_test < n_src
+    gm, gi, gy = bdata.read_labeled_pairs(out / "reference" / "ground_truth.csv")
+    truth = {
+        (src.model_ids[m], src.item_ids[i]): int(y)
+        for m, i, y in zip(src.model_idx, src.item_idx, src.response, strict=True)
+    }
+    assert all(truth[(m, i)] == y for m, i, y in zip(gm, gi, gy, strict=True))
+    assert d.item_embeddings is not None and d.item_embeddings.shape[0] == d.n_items
+    # Same seed, same split.
+    again = split_dataset(small_dir / "train", tmp_path / "split2", test_frac=0.2, seed=3)
+    a = (out / "test" / "test_pairs.csv").read_bytes()
+    assert a == (again / "test" / "test_pairs.csv").read_bytes()
+    with pytest.raises(ValueError, match="already exists"):
+        split_dataset(small_dir / "train", tmp_path / "split", test_frac=0.2)
+    with pytest.raises(ValueError, match="test_frac"):
+        split_dataset(small_dir / "train", tmp_path / "split3", test_frac=1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# harness with a stand-in submission (fast: stdlib-only child, current interpreter, -I)
+
+
+def test_evaluate_dummy_submission(tmp_path, small_dir):
+    z = dummy_zip(tmp_path)
+    out_json = tmp_path / "report.json"
+    rep = evaluate(z, small_dir, budgets=(0, 0.05), policy="both", json_out=out_json,
+                   time_limit=120)
+    n = 1532
+    assert rep.n_test_pairs == n
+    assert [(r.policy, r.budget) for r in rep.runs] == [
+        ("none", 0.0), ("adaptive", 0.05), ("random", 0.05)]
+    k = math.ceil(0.05 * n)
+    for r in rep.runs[1:]:
+        assert r.n_revealed == k and r.n_scored == n - k
+    # The dummy predicts per-model accuracy: its log-loss equals the per-model baseline's
+    # up to the different smoothing (it uses +1/+2), so the two are close.
+    m0 = rep.runs[0].metrics
+    assert abs(m0["submission"]["log_loss"] - m0["per-model accuracy"]["log_loss"]) < 0.01
+    assert set(rep.runs[0].per_benchmark) == {"bfcl", "cruxeval_o", "gsm8k", "math_l5",
+                                              "mmlu_pro"}
+    assert rep.foreign_modules == ()
+    text = rep.table()
+    assert "per-(model, benchmark) accuracy" in text and "adaptive vs random" in text
+    saved = json.loads(out_json.read_text())
+    assert saved["runs"][1]["n_revealed"] == k
+
+
+def test_runner_reveals_top_scores_and_blocks_jax(tmp_path, small_dir):
+    # Run the runner directly (python -I, outside the package) to inspect what it revealed.
+    from bayesirt.submission.harness import NOT_IN_CONTAINER
+
+    sub = safe_extract(dummy_zip(tmp_path), tmp_path / "sub")
+    out = tmp_path / "out"
+    out.mkdir()
+    runner = tmp_path / "runner.py"
+    runner.write_bytes((Path(__file__).parents[1] / "bayesirt/submission/runner.py").read_bytes())
+    job = {"submission_dir": str(sub), "train_dir": str(small_dir / "train"),
+           "test_dir": str(small_dir / "test"),
+           "ground_truth": str(small_dir / "reference" / "ground_truth.csv"),
+           "runs": [{"policy": "adaptive", "budget": 0.01}, {"policy": "random", "budget": 0.01}],
+           "seed": 7, "out_dir": str(out), "block_imports": list(NOT_IN_CONTAINER)}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    proc = subprocess.run([sys.executable, "-I", str(runner), str(tmp_path / "job.json")],
+                          cwd=sub, capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    k = math.ceil(0.01 * 1532)
+    adaptive = json.loads((out / "run_0.json").read_text())
+    assert adaptive["revealed"] == list(range(k))  # scores -i: the first k pairs
+    rand = json.loads((out / "run_1.json").read_text())
+    expect = sorted(np.random.default_rng(7).choice(1532, size=k, replace=False).tolist())
+    assert rand["revealed"] == expect
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["modules"] == []
+    # The revealed labels reached predict(): the dummy returns them verbatim.
+    truth = {}
+    gt = (small_dir / "reference" / "ground_truth.csv").read_text().splitlines()[1:]
+    for line in gt:
+        m, i, y = line.rsplit(",", 2)
+        truth[(m, i)] = int(y)
+    j = adaptive["revealed"][0]
+    assert adaptive["p"][j] == truth[(adaptive["model_id"][j], adaptive["item_id"][j])]
+
+
+def test_evaluate_blocks_packages_the_container_lacks(tmp_path, small_dir):
+    z = dummy_zip(tmp_path, patch="import jax")
+    with pytest.raises(SubmissionError, match="not available in the competition container"):
+        evaluate(z, small_dir, budgets=(0,), policy="random", time_limit=120)
+    z2 = dummy_zip(tmp_path, patch="import bayesirt", name="b.zip")
+    with pytest.raises(SubmissionError, match="import model.py.*bayesirt"):
+        evaluate(z2, small_dir, budgets=(0,), policy="random", time_limit=120)
+
+
+def test_evaluate_rejects_bad_predictions(tmp_path, small_dir):
+    z = dummy_zip(tmp_path, patch="PATCH = lambda out: out[:-1]", name="short.zip")
+    with pytest.raises(SubmissionError, match="missing e.g."):
+        evaluate(z, small_dir, budgets=(0,), policy="random", time_limit=120)
+    z = dummy_zip(tmp_path, patch="PATCH = lambda out: out + out[:1]", name="dup.zip")
+    with pytest.raises(SubmissionError, match="twice"):
+        evaluate(z, small_dir, budgets=(0,), policy="random", time_limit=120)
+    nan = "PATCH = lambda out: [dict(d, predicted_probability=float('nan')) for d in out]"
+    with pytest.raises(SubmissionError, match="non-finite"):
+        evaluate(dummy_zip(tmp_path, patch=nan, name="nan.zip"), small_dir, budgets=(0,),
+                 policy="random", time_limit=120)
+    clip = "PATCH = lambda out: [dict(d, predicted_probability=1.5) for d in out[:3]] + out[3:]"
+    with pytest.warns(SubmissionWarning, match="3 probabilities outside"):
+        rep = evaluate(dummy_zip(tmp_path, patch=clip, name="clip.zip"), small_dir,
+                       budgets=(0,), policy="random", time_limit=120)
+    assert rep.runs[0].n_clipped == 3
+
+
+def test_evaluate_time_limit_and_missing_labeling(tmp_path, small_dir):
+    slow = "import time\n_train = train\ndef train(d):\n    time.sleep(30)\n"
+    with pytest.raises(SubmissionError, match="time limit of 3 s"):
+        evaluate(dummy_zip(tmp_path, patch=slow, name="slow.zip"), small_dir, budgets=(0,),
+                 policy="random", time_limit=3)
+    z = make_zip(tmp_path / "nolab.zip", {"model.py": DUMMY_MODEL})
+    with pytest.raises(SubmissionError, match="labeling.py is missing"):
+        evaluate(z, small_dir, budgets=(0.05,), policy="adaptive", time_limit=120)
+    with pytest.raises(ValueError, match="policy"):
+        evaluate(z, small_dir, policy="greedy")
+    with pytest.raises(ValueError, match="budget"):
+        evaluate(z, small_dir, budgets=(1.5,))
+
+
+def test_evaluate_refuses_unsafe_zip(tmp_path, small_dir):
+    z = make_zip(tmp_path / "evil.zip", {"model.py": DUMMY_MODEL, "../escape.py": "x = 1\n"})
+    with pytest.raises(UnsafeArchiveError, match="'..'"):
+        evaluate(z, small_dir, budgets=(0,), policy="random")
+    assert not (tmp_path / "escape.py").exists()
