@@ -523,7 +523,7 @@ def _read_csv(
     except (pd.errors.ParserError, ValueError) as exc:
         msg = str(exc).strip().replace("\n", " ")
         raise ValueError(f"{path}: malformed CSV ({msg})") from None
-    if not isinstance(frame.index, pd.RangeIndex):
+    if len(frame) and not isinstance(frame.index, pd.RangeIndex):
         # pandas takes extra leading fields as an index when every row has more fields than
         # the header; that would shift every column by one, silently.
         raise ValueError(
