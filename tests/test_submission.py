@@ -332,3 +332,176 @@ def test_evaluate_refuses_unsafe_zip(tmp_path, small_dir):
     with pytest.raises(UnsafeArchiveError, match="'..'"):
         evaluate(z, small_dir, budgets=(0,), policy="random")
     assert not (tmp_path / "escape.py").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# bundle: a synthetic posterior over the bundled small data set (no NUTS: fast and exact)
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def synthetic_fit(data, *, chains: int = 2, draws: int = 40, seed: int = 0):
+    """A FitResult whose draws jitter around empirical-logit estimates of a 2PL."""
+    from bayesirt.inference.result import FitResult
+
+    rng = np.random.default_rng(seed)
+    nm, nk, nj = data.n_train_models, data.n_benchmarks, data.n_train_items
+    mi, ji, yy = data.model_idx, data.item_idx, data.response.astype(np.float64)
+    kb = data.item_benchmark[ji]
+    cell = mi * nk + kb
+    s_mk = np.bincount(cell, weights=yy, minlength=nm * nk)
+    n_mk = np.bincount(cell, minlength=nm * nk)
+    ability = _logit((s_mk + 1) / (n_mk + 2)).reshape(nm, nk)
+    s_j = np.bincount(ji, weights=yy, minlength=nj)
+    n_j = np.bincount(ji, minlength=nj)
+    difficulty = -_logit((s_j + 1) / (n_j + 2))
+    bench = data.item_benchmark[:nj]
+    mu_b = np.array([difficulty[bench == k].mean() for k in range(nk)])
+    sd_b = np.array([difficulty[bench == k].std() + 0.1 for k in range(nk)])
+    S = (chains, draws)
+
+    def jitter(x, sd):
+        return (x + sd * rng.standard_normal((*S, *np.shape(x)))).astype(np.float64)
+
+    posterior = {
+        "ability": jitter(ability, 0.2),
+        "difficulty": jitter(difficulty, 0.2),
+        "log_discrimination": jitter(np.zeros(nj), 0.1),
+        "mu_difficulty": jitter(mu_b, 0.05),
+        "sigma_difficulty": np.abs(jitter(sd_b, 0.02)),
+        "mu_log_discrimination": jitter(np.zeros(nk), 0.02),
+        "sigma_log_discrimination": np.abs(jitter(np.full(nk, 0.3), 0.02)),
+        "ability_pop_loc": jitter(ability.mean(0), 0.05),
+        "ability_pop_scale": np.abs(jitter(ability.std(0) + 0.1, 0.02)),
+    }
+    dims = {"ability": ("model", "benchmark"), "difficulty": ("item",),
+            "log_discrimination": ("item",)}
+    for name in ("mu_difficulty", "sigma_difficulty", "mu_log_discrimination",
+                 "sigma_log_discrimination", "ability_pop_loc", "ability_pop_scale"):
+        dims[name] = ("benchmark",)
+    stats = {
+        "diverging": np.zeros(S, dtype=bool), "n_steps": np.full(S, 7, dtype=np.int64),
+        "tree_depth": np.full(S, 3, dtype=np.int64), "energy": rng.standard_normal(S),
+        "acceptance_rate": np.full(S, 0.9), "step_size": np.full(S, 0.1),
+        "lp": rng.standard_normal(S),
+    }
+    coords = {"model": list(data.model_ids[:nm]), "item": list(data.item_ids[:nj]),
+              "benchmark": list(data.benchmark_ids), "category": list(data.category_ids)}
+    const = {"model_idx": data.model_idx, "item_idx": data.item_idx,
+             "item_benchmark": data.item_benchmark[:nj], "item_category": data.item_category[:nj],
+             "category_benchmark": data.category_benchmark}
+    const_dims = {"model_idx": ("obs",), "item_idx": ("obs",), "item_benchmark": ("item",),
+                  "item_category": ("item",), "category_benchmark": ("category",)}
+    return FitResult(
+        model_name="2pl", posterior=posterior, dims=dims, sample_stats=stats,
+        observed={"response": data.response}, coords=coords,
+        config={"model": "2pl", "chains": chains, "draws": draws, "synthetic": True},
+        provenance={"data_fingerprint": data.fingerprint, "fingerprint": data.fingerprint},
+        max_tree_depth=10, constant_data=const, constant_dims=const_dims,
+    )
+
+
+@pytest.fixture(scope="module")
+def small_posterior(tmp_path_factory, small_dir) -> Path:
+    from bayesirt import data as bdata
+    from bayesirt.posteriors import save
+
+    d = bdata.load(small_dir / "train")
+    return save(synthetic_fit(d), tmp_path_factory.mktemp("post") / "small.nc")
+
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory, small_posterior):
+    from bayesirt.submission import build_bundle
+
+    return build_bundle(small_posterior, tmp_path_factory.mktemp("zip") / "submission.zip",
+                        max_draws=1000)
+
+
+def test_bundle_layout_and_manifest(small_bundle, small_dir):
+    import bayesirt
+    from bayesirt import data as bdata
+
+    info = small_bundle
+    assert info.n_draws == 80 and info.size_bytes == info.path.stat().st_size
+    with zipfile.ZipFile(info.path) as zf:
+        names = set(zf.namelist())
+        assert names == {"model.py", "labeling.py", "posterior_flat.nc", "manifest.json",
+                         "bayesirt_runtime/__init__.py", "bayesirt_runtime/predictive.py",
+                         "bayesirt_runtime/data.py", "bayesirt_runtime/glue.py"}
+        pkg = Path(bayesirt.__file__).parent
+        # The runtime is the package's own code, byte for byte (house rule 9).
+        assert zf.read("bayesirt_runtime/predictive.py") == (pkg / "predictive.py").read_bytes()
+        assert zf.read("bayesirt_runtime/data.py") == (pkg / "data.py").read_bytes()
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["n_draws"] == 80 and manifest["model_name"] == "2pl"
+    assert manifest["bayesirt_version"] == bayesirt.__version__
+    assert manifest["fingerprint"] == bdata.load(small_dir / "train").fingerprint
+    assert manifest["acquisition"] == "bald" and manifest["config"]["synthetic"] is True
+
+
+def test_bundle_thins_draws_and_validates(small_posterior, tmp_path):
+    from bayesirt.submission import build_bundle
+
+    info = build_bundle(small_posterior, tmp_path / "thin.zip", max_draws=10,
+                        acquisition="epig")
+    assert info.n_draws == 10 and info.manifest["acquisition"] == "epig"
+    with pytest.raises(ValueError, match="acquisition"):
+        build_bundle(small_posterior, tmp_path / "x.zip", acquisition="greedy")
+    with pytest.raises(ValueError, match="max_draws"):
+        build_bundle(small_posterior, tmp_path / "x.zip", max_draws=0)
+    with pytest.raises(FileNotFoundError, match="posterior file not found"):
+        build_bundle(tmp_path / "missing.nc", tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def _package_predictions(small_dir, zip_path, tmp_path, revealed_csv):
+    """What the package itself computes: predictive.predict_pairs on the bundle's posterior."""
+    import pandas as pd
+
+    from bayesirt import data as bdata
+    from bayesirt import predictive
+
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extract("posterior_flat.nc", tmp_path)
+    draws = predictive.load_flat(tmp_path / "posterior_flat.nc")
+    models, items = bdata.read_pairs(small_dir / "test" / "test_pairs.csv")
+    new_items = predictive.read_new_items(small_dir / "test" / "test_items.csv",
+                                          small_dir / "test" / "test_item_embeddings.npy")
+    run = pd.read_csv(revealed_csv, float_precision="round_trip")
+    rev = run[run["revealed"] == 1]
+    labels = None
+    if len(rev):
+        labels = (rev["model_id"].to_numpy(object), rev["item_id"].to_numpy(object),
+                  rev["label"].to_numpy(np.int8))
+    p = predictive.predict_pairs(draws, list(models), list(items), new_items=new_items,
+                                 labels=labels)
+    scores = predictive.score_pairs(draws, list(models), list(items), new_items=new_items,
+                                    method="bald")
+    return run, p, scores
+
+
+def test_bundle_output_equals_package_output(small_bundle, small_dir, tmp_path):
+    preds = tmp_path / "preds"
+    rep = evaluate(small_bundle.path, small_dir, budgets=(0, 0.05), policy="both",
+                   time_limit=300, predictions_dir=preds)
+    assert rep.foreign_modules == ()  # bayesirt/jax were blocked in the child and not needed
+    assert rep.manifest["n_draws"] == 80
+    n = rep.n_test_pairs
+    for r in rep.runs:
+        assert r.n_scored == n - r.n_revealed
+        assert 0.3 < r.metrics["submission"]["log_loss"] < 0.7
+    for name in ("none_0.csv", "adaptive_0.05.csv", "random_0.05.csv"):
+        run, p, scores = _package_predictions(small_dir, small_bundle.path, tmp_path,
+                                              preds / name)
+        # Same numbers, to float equality: the bundle runs the package's own code.
+        np.testing.assert_array_equal(run["predicted_probability"].to_numpy(), p)
+        if name.startswith("adaptive"):
+            k = math.ceil(0.05 * n)
+            top = np.sort(np.argsort(-scores, kind="stable")[:k])
+            np.testing.assert_array_equal(np.flatnonzero(run["revealed"].to_numpy()), top)
+    # Labels help: revealed pairs make the unrevealed predictions better than none at all.
+    assert rep.run("adaptive", 0.05).metrics["submission"]["log_loss"] < \
+        rep.runs[0].metrics["submission"]["log_loss"] + 0.02

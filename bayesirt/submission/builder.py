@@ -7,6 +7,7 @@ ZIP root::
     bayesirt_runtime/__init__.py   marks the runtime package (generated)
     bayesirt_runtime/predictive.py byte-for-byte copy of bayesirt/predictive.py
     bayesirt_runtime/data.py       byte-for-byte copy of bayesirt/data.py
+    bayesirt_runtime/glue.py       calls of predictive from the platform's dicts (templates/glue.py)
     posterior_flat.nc              the flat NetCDF3 artifact (scipy.io.netcdf_file reads it)
     manifest.json                  version, model, config, fingerprint, draws, created, sha256s
 
@@ -40,7 +41,8 @@ RUNTIME_MODULES = ("predictive.py", "data.py")
 _RUNTIME_INIT = '''"""bayesirt's numpy-only runtime, copied from bayesirt {version}.
 
 predictive.py and data.py are byte-for-byte copies of bayesirt/predictive.py and
-bayesirt/data.py (sha256 in ../manifest.json); they need numpy, scipy and pandas only.
+bayesirt/data.py (sha256 in ../manifest.json); glue.py turns the platform's calls into
+calls of predictive. They need numpy, scipy and pandas only.
 """
 
 __version__ = "{version}"
@@ -150,7 +152,7 @@ def build_bundle(
         If ``acquisition`` is unknown, ``max_draws`` is not a positive int, or the posterior
         cannot be flattened (see ``bayesirt.posteriors.write_flat``).
     """
-    from bayesirt.posteriors import write_flat
+    from bayesirt.posteriors import load, posterior_attrs, write_flat
 
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
@@ -166,12 +168,22 @@ def build_bundle(
 
     runtime = {name: _package_bytes(name) for name in RUNTIME_MODULES}
     templates = {name: _template_bytes(name) for name in ("model.py", "labeling.py")}
+    glue = _template_bytes("glue.py")
     init = _RUNTIME_INIT.format(version=bayesirt.__version__).encode("utf-8")
 
     with tempfile.TemporaryDirectory(prefix="bayesirt-bundle-", dir=out_zip.parent) as tmp_s:
         tmp = Path(tmp_s)
-        flat = write_flat(posterior_path, tmp / ARTIFACT_NAME, max_draws=max_draws)
+        tree = load(posterior_path)
+        try:
+            attrs = posterior_attrs(tree)
+            flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=max_draws)
+        finally:
+            tree.close()
         facts = _flat_facts(flat)
+        if not facts["fingerprint"]:
+            # Fits record the data hash in provenance as "data_fingerprint"; the flat file's
+            # attribute may be blank when the posterior writer looked under another key.
+            facts["fingerprint"] = str(attrs.get("provenance", {}).get("data_fingerprint", ""))
         try:
             config = json.loads(facts["config"])
         except json.JSONDecodeError:
@@ -196,6 +208,7 @@ def build_bundle(
             "sha256": {
                 ARTIFACT_NAME: _sha256(artifact),
                 **{f"{RUNTIME_PACKAGE}/{n}": _sha256(b) for n, b in runtime.items()},
+                f"{RUNTIME_PACKAGE}/glue.py": _sha256(glue),
                 **{n: _sha256(b) for n, b in templates.items()},
             },
         }
@@ -206,6 +219,7 @@ def build_bundle(
             zf.writestr(f"{RUNTIME_PACKAGE}/__init__.py", init)
             for name, b in runtime.items():
                 zf.writestr(f"{RUNTIME_PACKAGE}/{name}", b)
+            zf.writestr(f"{RUNTIME_PACKAGE}/glue.py", glue)
             zf.write(flat, ARTIFACT_NAME)
             zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
         part.replace(out_zip)

@@ -33,6 +33,7 @@ NOT_IN_CONTAINER = (
     "arviz_plots", "xarray", "netCDF4", "h5py", "h5netcdf",
 )
 POLICIES = ("adaptive", "random", "both")
+_BLAS_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "BLIS_", "GOTO_", "NVPL_", "VECLIB_")
 SYSTEM_NAME = "submission"
 BASELINE_NAMES = {
     "benchmark_rate": "benchmark base rate",
@@ -227,10 +228,12 @@ def _child_env(tmp: Path) -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    # Thread caps set by the user (e.g. on a shared machine) are honoured.
-    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        if k in os.environ:
-            env[k] = os.environ[k]
+    # BLAS settings (thread caps, OPENBLAS_CORETYPE) describe the machine, not the Python
+    # environment: keep them, or the child's BLAS picks other kernels and rounds differently
+    # from the package run in this process.
+    for k, v in os.environ.items():
+        if k.startswith(_BLAS_ENV_PREFIXES):
+            env[k] = v
     return env
 
 
@@ -278,6 +281,23 @@ def _align(out: dict, pair_pos: dict[tuple[str, str], int], n: int, where: str):
     return p, n_clip, msg
 
 
+def _write_predictions(folder: Path, spec: dict, t_models, t_items, out: dict, pair_pos,
+                       revealed: np.ndarray, y: np.ndarray) -> Path:
+    """Write one run's raw predictions in test_pairs order (floats round-trip exactly)."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = np.empty(len(t_models))
+    for key, p in zip(zip(out["model_id"], out["item_id"], strict=True), out["p"], strict=True):
+        raw[pair_pos[key]] = p
+    path = folder / f"{spec['policy']}_{spec['budget']:g}.csv"
+    pd.DataFrame({
+        "model_id": t_models, "item_id": t_items, "predicted_probability": raw,
+        "revealed": revealed.astype(np.int8), "label": y,
+    }).to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
 def _metrics_by_system(y, preds: dict[str, np.ndarray], mask, bench, bench_ids):
     overall = {name: scoring.all_metrics(y[mask], p[mask]) for name, p in preds.items()}
     per = {}
@@ -300,6 +320,7 @@ def evaluate(
     seed: int = 0,
     strict_imports: bool = True,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    predictions_dir: str | Path | None = None,
     verbose: bool = False,
 ) -> EvaluationReport:
     """Run a submission ZIP like the platform and score it against baselines.
@@ -329,6 +350,10 @@ def evaluate(
         (:data:`NOT_IN_CONTAINER`, bayesirt included).
     max_bytes : int, optional
         Bound on the ZIP's uncompressed size.
+    predictions_dir : str or Path, optional
+        Write each run's predictions there as ``<policy>_<budget>.csv`` (model_id, item_id,
+        predicted_probability as returned, before clipping; revealed 0/1; label), rows in
+        test_pairs.csv order.
     verbose : bool, optional
         Print the runner's progress lines to stderr.
 
@@ -457,6 +482,9 @@ def evaluate(
             revealed = np.asarray(out["revealed"], dtype=np.int64)
             mask = np.ones(n, dtype=bool)
             mask[revealed] = False
+            if predictions_dir is not None:
+                _write_predictions(Path(predictions_dir), spec, t_models, t_items, out,
+                                   pair_pos, ~mask, y)
             # Baselines learn from the same labels the submission was given.
             base = scoring.baselines(
                 np.r_[fit_model, data.test_model_idx[revealed]],
