@@ -19,7 +19,7 @@ import xarray as xr
 from scipy.io import netcdf_file
 
 import bayesirt
-from bayesirt.posteriors.io import load, posterior_attrs
+from bayesirt.posteriors.io import _chmod_default, load, posterior_attrs
 
 #: Value of the ``bayesirt_flat_schema`` global attribute.
 FLAT_SCHEMA_VERSION = 1
@@ -186,6 +186,7 @@ def write_flat(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    _chmod_default(tmp)
     try:
         nc = netcdf_file(tmp, mode="w", version=version)
         try:

@@ -59,6 +59,13 @@ def available_engines() -> list[str]:
     return engines
 
 
+def _chmod_default(path: Path) -> None:
+    """Give a mkstemp file (created 0600) the permissions a plain open() would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _package_version(name: str) -> str:
     # Versions come from installed metadata so that this module never imports JAX.
     try:
@@ -324,6 +331,7 @@ def save(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    _chmod_default(tmp)
     try:
         tree.to_netcdf(tmp, mode="w", engine=engine, encoding=_encoding(tree, compress))
         # fsync before the rename: otherwise a crash can leave the new name pointing at a

@@ -139,9 +139,8 @@ def synthetic_fit(
             for lo in range(0, draws, 50):
                 sl = slice(lo, min(draws, lo + 50))
                 params = {k: v[c, sl] for k, v in posterior.items()}
-                p = _probability_draws(params, model_idx, item_idx, item_benchmark)
-                y = response.astype(bool)
-                ll[c, sl] = np.where(y, np.log(p), np.log1p(-p))
+                ll[c, sl] = _log_lik_draws(params, model_idx, item_idx, item_benchmark,
+                                           response.astype(bool))
     coords = {
         "model": [f"org{m % 4}/model-{m}" for m in range(n_models)],
         "item": [f"{bench_names[item_benchmark[j]]}:{j}" for j in range(n_items)],
@@ -181,14 +180,14 @@ def _probability(params, model_idx, item_idx, item_benchmark) -> np.ndarray:
     return p if g is None else g[k] + (1 - g[k]) * p
 
 
-def _probability_draws(params, model_idx, item_idx, item_benchmark) -> np.ndarray:
-    """P(correct) for a (draws, ...) parameter set -> (draws, n_obs), kept inside (0, 1)."""
+def _log_lik_draws(params, model_idx, item_idx, item_benchmark, y) -> np.ndarray:
+    """Log-likelihood for a (draws, ...) parameter set -> (draws, n_obs)."""
     k = item_benchmark[item_idx]
-    eta = np.exp(params["log_discrimination"][:, item_idx]) * (
+    eta = np.exp(params["log_discrimination"][:, item_idx].astype(np.float64)) * (
         params["ability"][:, model_idx, k] - params["difficulty"][:, item_idx]
     )
-    p = np.exp(log_expit(eta.astype(np.float64)))
     g = params.get("guess")
-    if g is not None:
-        p = g[:, k] + (1 - g[:, k]) * p
-    return np.clip(p, 1e-12, 1 - 1e-12)
+    if g is None:
+        return log_expit(np.where(y, eta, -eta))
+    p = g[:, k] + (1 - g[:, k]) * np.exp(log_expit(eta))
+    return np.where(y, np.log(p), np.log1p(-p))
