@@ -268,7 +268,9 @@ def _encoding(tree: xr.DataTree, compress: bool) -> dict[str, dict[str, dict[str
         group_enc: dict[str, dict[str, Any]] = {}
         for var_name, var in ds.data_vars.items():
             enc: dict[str, Any] = {}
-            if compress and var.size > 0 and var.dtype.kind in "biuf":
+            # Small arrays are stored contiguous: HDF5 chunk indexes would outweigh the
+            # bytes zlib saves on them.
+            if compress and var.nbytes >= 65536 and var.dtype.kind in "biuf":
                 # shuffle groups the bytes of floats so zlib finds the shared exponents.
                 enc.update(zlib=True, complevel=4, shuffle=True)
             if name == "log_likelihood":
