@@ -835,7 +835,7 @@ class _Engine:
         item_draws: int | None = 64,
     ) -> None:
         if isinstance(quad_nodes, (int, np.integer)):
-            quad_nodes = (int(quad_nodes), 5)
+            quad_nodes = (int(quad_nodes), 9)
         q_b, q_l = (int(q) for q in quad_nodes)
         if q_b < 1 or q_l < 1:
             raise ValueError(f"quad_nodes must be positive, got {quad_nodes!r}")
@@ -1300,7 +1300,7 @@ def predict_pairs(
     new_items: Mapping[str, ItemInfo] | None = None,
     labels: Any = None,
     evidence: Any = None,
-    quad_nodes: tuple[int, int] | int = (33, 7),
+    quad_nodes: tuple[int, int] | int = (33, 9),
     max_draws: int | None = 1000,
     item_draws: int | None = 64,
     min_ess: float = 20.0,
@@ -1327,7 +1327,7 @@ def predict_pairs(
         Extra responses the posterior lacks (same formats); treated exactly like labels.
     quad_nodes : (int, int) or int
         Trapezoid nodes for a new item's standardised difficulty (over +-6 sd) and
-        log-discrimination (over +-4 sd); an int sets the difficulty nodes with 7 for
+        log-discrimination (over +-4 sd); an int sets the difficulty nodes with 9 for
         log-discrimination. Rasch posteriors use one log-discrimination node. With labels the
         grid is centred and scaled on the item's posterior.
     max_draws : int or None
@@ -1383,7 +1383,7 @@ def score_pairs(
     method: str = "bald",
     batch_aware: bool = True,
     budget: int | None = None,
-    quad_nodes: tuple[int, int] | int = (33, 7),
+    quad_nodes: tuple[int, int] | int = (33, 9),
     max_draws: int | None = 1000,
     item_draws: int | None = 16,
     min_ess: float = 20.0,

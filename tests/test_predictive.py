@@ -1,0 +1,358 @@
+"""Tests of the numpy-only predictive engine (bayesirt/predictive.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_expit
+
+from bayesirt.predictive import (
+    ItemInfo,
+    PosteriorDraws,
+    ReweightingWarning,
+    load_flat,
+    new_items_from_arrays,
+    predict_pairs,
+    read_new_items,
+    save_flat,
+    score_pairs,
+)
+
+
+def make_world(rng, *, n_models=10, n_bench=2, n_items=30, n_draws=200, jitter=0.15,
+               guess=False, categories=0, embedding=False, rasch=False):
+    """A simulated 2PL world and S jittered 'posterior draws' around its truth."""
+    K, M, J, S = n_bench, n_models, n_items, n_draws
+    mu_b, sd_b = rng.normal(0, 1, K), rng.uniform(0.8, 1.5, K)
+    mu_l, sd_l = rng.normal(0, 0.2, K), rng.uniform(0.2, 0.4, K)
+    if rasch:
+        mu_l, sd_l = np.zeros(K), np.zeros(K)
+    pop_loc, pop_sd = rng.normal(0, 0.5, K), rng.uniform(0.8, 1.2, K)
+    ability = pop_loc + pop_sd * rng.normal(size=(M, K))
+    bench = np.arange(J) % K
+    diff = mu_b[bench] + sd_b[bench] * rng.normal(size=J)
+    logd = mu_l[bench] + sd_l[bench] * rng.normal(size=J)
+
+    def jit(x, scale=jitter):
+        return x[None] + scale * rng.normal(size=(S, *np.shape(x)))
+
+    arrays = dict(
+        ability=jit(ability), difficulty=jit(diff),
+        log_discrimination=np.zeros((S, J)) if rasch else jit(logd, 0.5 * jitter),
+        mu_difficulty=jit(mu_b, 0.05), sigma_difficulty=np.abs(jit(sd_b, 0.03)),
+        mu_log_discrimination=jit(mu_l, 0.0 if rasch else 0.02),
+        sigma_log_discrimination=np.abs(jit(sd_l, 0.0 if rasch else 0.01)),
+        ability_pop_loc=jit(pop_loc, 0.05), ability_pop_scale=np.abs(jit(pop_sd, 0.03)),
+        item_benchmark=bench,
+    )
+    cat_ids = ()
+    if categories:
+        cat_ids = tuple(f"b{k}/c{c}" for k in range(K) for c in range(categories))
+        arrays["category_offset"] = jit(rng.normal(0, 0.5, len(cat_ids)), 0.05)
+        arrays["item_category"] = bench * categories + rng.integers(0, categories, J)
+        arrays["category_benchmark"] = np.repeat(np.arange(K), categories)
+    if guess:
+        arrays["guess"] = np.clip(jit(np.full(K, 0.2), 0.01), 0.01, 0.5)
+    if embedding:
+        arrays["embedding_coef"] = jit(rng.normal(0, 0.3, (K, 3)), 0.02)
+        arrays["embedding_pca_mean"] = rng.normal(size=6)
+        arrays["embedding_pca_components"] = np.linalg.qr(rng.normal(size=(6, 3)))[0].T
+        arrays["embedding_pca_scale"] = rng.uniform(0.5, 2, 3)
+    return PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=[f"b{k}" for k in range(K)], category_ids=cat_ids, **arrays)
+
+
+@pytest.fixture
+def world():
+    return make_world(np.random.default_rng(0), categories=2, embedding=True)
+
+
+def brute_force_new_item(draws, s, model, bench, mean_shift=0.0, labels=(), n=1601, nl=241):
+    """P(correct) for one draw by a dense tensor grid (+-9 sd by +-7 sd), labels included."""
+    k = bench
+    zb = np.linspace(-9, 9, n)[:, None]
+    zl = np.linspace(-7, 7, nl)[None, :] if draws.sigma_log_discrimination[s, k] > 0 \
+        else np.zeros((1, 1))
+    b = draws.mu_difficulty[s, k] + mean_shift + draws.sigma_difficulty[s, k] * zb
+    al = np.exp(draws.mu_log_discrimination[s, k] + draws.sigma_log_discrimination[s, k] * zl)
+    logw = -0.5 * zb**2 - 0.5 * zl**2
+    for m, y in labels:
+        logw = logw + log_expit((2 * y - 1) * al * (draws.ability[s, m, k] - b))
+    w = np.exp(logw - logw.max())
+    p = (w * expit(al * (draws.ability[s, model, k] - b))).sum() / w.sum()
+    return p, np.log(w.sum()) + logw.max()
+
+
+# --- flat artifact --------------------------------------------------------------------------
+
+
+def test_flat_roundtrip(tmp_path, world):
+    path = tmp_path / "post.nc"
+    draws = PosteriorDraws.from_arrays(
+        model_ids=world.model_ids, item_ids=world.item_ids, benchmark_ids=world.benchmark_ids,
+        category_ids=world.category_ids, attrs={"model_name": "2pl", "config": {"a": 1}},
+        **world.arrays())
+    save_flat(draws, path)
+    back = load_flat(path)
+    assert back.model_ids == world.model_ids and back.item_ids == world.item_ids
+    assert back.category_ids == world.category_ids
+    for name, value in world.arrays().items():
+        np.testing.assert_allclose(getattr(back, name), value, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert back.attrs["model_name"] == "2pl" and back.attrs["config"] == {"a": 1}
+
+
+def test_load_flat_rejects_files_without_schema(tmp_path):
+    from scipy.io import netcdf_file
+
+    path = tmp_path / "other.nc"
+    with netcdf_file(path, "w") as f:
+        f.createDimension("x", 2)
+        f.createVariable("v", "f4", ("x",))[:] = [1, 2]
+    with pytest.raises(ValueError, match="bayesirt_flat_schema"):
+        load_flat(path)
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    with pytest.raises(ValueError, match="NetCDF3"):
+        load_flat(tmp_path / "junk.nc")
+
+
+def test_load_flat_reads_the_posteriors_writer(tmp_path):
+    pytest.importorskip("xarray")
+    from bayesirt.posteriors import save, write_flat
+    from bayesirt.posteriors.synthetic import synthetic_fit
+
+    fit = synthetic_fit(np.random.default_rng(1), chains=2, draws=50)
+    nc = tmp_path / "post.nc"
+    save(fit, nc)
+    flat = write_flat(nc, tmp_path / "flat.nc", max_draws=60)
+    draws = load_flat(flat)
+    assert draws.n_draws == 60
+    assert draws.model_ids == tuple(fit.coords["model"])
+    assert draws.ability.shape == (60, len(fit.coords["model"]), len(fit.coords["benchmark"]))
+    p = predict_pairs(draws, draws.model_ids[:3], draws.item_ids[:3])
+    assert np.all((p > 0) & (p < 1))
+
+
+# --- known items ----------------------------------------------------------------------------
+
+
+def test_known_items_are_the_mean_over_draws():
+    draws = make_world(np.random.default_rng(2), guess=True)
+    m, j = np.array([0, 3, 7]), np.array([1, 4, 20])
+    p = predict_pairs(draws, [draws.model_ids[i] for i in m], [draws.item_ids[i] for i in j],
+                      max_draws=None)
+    k = draws.item_benchmark[j]
+    g = draws.guess[:, k]
+    x = np.exp(draws.log_discrimination[:, j]) * (draws.ability[:, m, k] - draws.difficulty[:, j])
+    expect = (g + (1 - g) * expit(x)).mean(axis=0)
+    np.testing.assert_allclose(p, expect, atol=2e-6)
+
+
+# --- new items: quadrature ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_labels", [0, 3, 10, 40])
+def test_quadrature_matches_brute_force_within_one_draw(n_labels):
+    rng = np.random.default_rng(3 + n_labels)
+    draws = make_world(rng, n_models=60, n_draws=1).select(np.array([0]))
+    labs = [(int(m), int(rng.integers(0, 2))) for m in rng.choice(np.arange(10, 60), n_labels,
+                                                                   replace=False)]
+    new = {"new": ItemInfo("b1")}
+    labels = ([f"m{m}" for m, _ in labs], ["new"] * n_labels, [y for _, y in labs])
+    p = predict_pairs(draws, [f"m{m}" for m in range(10)], ["new"] * 10, new_items=new,
+                      labels=labels)
+    ref = np.array([brute_force_new_item(draws, 0, m, 1, labels=labs)[0] for m in range(10)])
+    assert np.max(np.abs(p - ref)) <= 1e-4
+
+
+def test_quadrature_matches_monte_carlo():
+    """Brute-force Monte Carlo (4M prior draws) agrees within 1e-4 + 4 MC standard errors."""
+    rng = np.random.default_rng(4)
+    draws = make_world(rng, n_draws=1)
+    k, s = 0, 0
+    n = 4_000_000
+    b = draws.mu_difficulty[s, k] + draws.sigma_difficulty[s, k] * rng.normal(size=n)
+    al = np.exp(draws.mu_log_discrimination[s, k]
+                + draws.sigma_log_discrimination[s, k] * rng.normal(size=n))
+    models = [0, 5, 9]
+    p = predict_pairs(draws, [f"m{m}" for m in models], ["x"] * 3,
+                      new_items={"x": ItemInfo("b0")})
+    for m, pm in zip(models, p, strict=True):
+        f = expit(al * (draws.ability[s, m, k] - b))
+        mcse = f.std() / np.sqrt(n)
+        assert abs(pm - f.mean()) <= 1e-4 + 4 * mcse
+
+
+def test_new_item_prior_mean_uses_category_and_embedding(world):
+    emb = np.random.default_rng(5).normal(size=6)
+    d1 = world.select(np.array([0]))
+    cat = world.category_ids.index("b1/c1")
+    z = ((emb - d1.embedding_pca_mean) @ d1.embedding_pca_components.T) / d1.embedding_pca_scale
+    shift = d1.category_offset[0, cat] + d1.embedding_coef[0, 1] @ z
+    p = predict_pairs(d1, ["m2"], ["new"], new_items={"new": ItemInfo("b1", "b1/c1", emb)})
+    ref = brute_force_new_item(d1, 0, 2, 1, mean_shift=shift)[0]
+    assert abs(p[0] - ref) <= 1e-4
+
+
+def test_labels_on_a_new_item_are_exact_bayes_across_draws():
+    """Weights over draws AND nodes: each draw re-weighted by the item's marginal likelihood."""
+    rng = np.random.default_rng(6)
+    draws = make_world(rng, n_models=20, n_draws=6, jitter=0.4)
+    labs = [(10, 1), (11, 1), (12, 0), (13, 1), (14, 0)]
+    labels = ([f"m{m}" for m, _ in labs], ["n"] * 5, [y for _, y in labs])
+    p = predict_pairs(draws, ["m1", "m2"], ["n", "n"], new_items={"n": ItemInfo("b0")},
+                      labels=labels, item_draws=None, min_ess=0)
+    for out, m in zip(p, [1, 2], strict=True):
+        per = [brute_force_new_item(draws, s, m, 0, labels=labs) for s in range(6)]
+        logz = np.array([z for _, z in per])
+        w = np.exp(logz - logz.max())
+        assert abs(out - (w @ np.array([q for q, _ in per])) / w.sum()) <= 1e-4
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+def test_mutual_information_is_nonnegative_and_zero_when_draws_agree(world):
+    models = [f"m{m}" for m in range(10)] * 3
+    items = ["i0"] * 10 + ["i1"] * 10 + ["new"] * 10
+    new = {"new": ItemInfo("b0", "b0/c1")}
+    mi = score_pairs(world, models, items, new_items=new, batch_aware=False)
+    assert np.all(mi >= 0) and np.all(np.isfinite(mi))
+    assert mi[20:].mean() > 3 * mi[:20].mean()  # a new item is far more uncertain
+    one = world.select(np.zeros(50, dtype=np.int64))  # 50 identical draws
+    mi0 = score_pairs(one, models[:20], items[:20], batch_aware=False)
+    assert np.max(mi0) < 1e-6
+
+
+def test_labels_shrink_predictive_entropy_on_average():
+    rng = np.random.default_rng(7)
+    draws = make_world(rng, n_models=40, n_draws=100)
+    ent_before, ent_after = [], []
+    for it in range(30):
+        k = it % 2
+        al_true = np.exp(rng.normal(0, 0.3))
+        b_true = rng.normal(draws.mu_difficulty[:, k].mean(), draws.sigma_difficulty[:, k].mean())
+        a = draws.ability.mean(axis=0)[:, k]
+        y = (rng.random(40) < expit(al_true * (a - b_true))).astype(int)
+        lab_m = rng.choice(np.arange(10, 40), 8, replace=False)
+        new = {"n": ItemInfo(f"b{k}")}
+        targets = [f"m{m}" for m in range(10)]
+        p0 = predict_pairs(draws, targets, ["n"] * 10, new_items=new)
+        p1 = predict_pairs(draws, targets, ["n"] * 10, new_items=new,
+                           labels=([f"m{m}" for m in lab_m], ["n"] * 8, y[lab_m]))
+        ent_before.append(-(p0 * np.log(p0) + (1 - p0) * np.log(1 - p0)).mean())
+        ent_after.append(-(p1 * np.log(p1) + (1 - p1) * np.log(1 - p1)).mean())
+    assert np.mean(ent_after) < np.mean(ent_before) - 0.02
+
+
+def test_batch_aware_order_spreads_over_items(world):
+    models = [f"m{m}" for m in range(10)] * 4
+    items = [f"n{j}" for j in range(4) for _ in range(10)]
+    emb = np.random.default_rng(1).normal(size=(4, 6))
+    new = {f"n{j}": ItemInfo("b1", None, emb[j]) for j in range(4)}
+    raw = score_pairs(world, models, items, new_items=new, batch_aware=False)
+    order = score_pairs(world, models, items, new_items=new, batch_aware=True)
+    assert sorted(order.tolist()) == list(range(1, 41))
+    top = np.argsort(-order)[:4]
+    assert len({items[i] for i in top}) == 4  # first four picks: one per item
+    top_raw = np.argsort(-raw)[:4]
+    assert len({items[i] for i in top_raw}) <= 2  # raw BALD piles onto the top items
+
+
+def test_epig_scores_are_finite_and_favour_informative_items(world):
+    models = [f"m{m}" for m in range(10)] * 2
+    items = ["i0"] * 10 + ["n"] * 10
+    s = score_pairs(world, models, items, new_items={"n": ItemInfo("b0")}, method="epig",
+                    batch_aware=False)
+    assert np.all(np.isfinite(s)) and np.all(s >= 0)
+    assert s[10:].mean() > s[:10].mean()
+    with pytest.raises(ValueError, match="method"):
+        score_pairs(world, models, items, new_items={"n": ItemInfo("b0")}, method="nope")
+
+
+# --- unknown ids, validation ----------------------------------------------------------------
+
+
+def test_unknown_models_and_benchmarks_never_give_nan(world):
+    new = {"nb": ItemInfo("never-seen-benchmark"), "n0": ItemInfo("b0", "b0/zz"),
+           "ne": ItemInfo("b1", None, np.zeros(6))}
+    models = ["m0", "ghost", "ghost", "m1", "ghost2", "m0"]
+    items = ["nb", "nb", "i3", "n0", "ne", "i0"]
+    labels = [{"model_id": "ghost", "item_id": "n0", "label": 1},
+              {"model_id": "ghost2", "item_id": "nb", "correct": 0}]
+    p = predict_pairs(world, models, items, new_items=new, labels=labels)
+    assert np.all(np.isfinite(p)) and np.all((p >= 1e-6) & (p <= 1 - 1e-6))
+    s = score_pairs(world, models, items, new_items=new, labels=labels)
+    assert np.all(np.isfinite(s))
+
+
+def test_unknown_model_ability_follows_its_evidence(world):
+    known = [f"i{j}" for j in range(0, 30, 2)]  # benchmark b0 items
+    good = (["new-good"] * 15, known, [1] * 15)
+    bad = (["new-bad"] * 15, known, [0] * 15)
+    pg = predict_pairs(world, ["new-good"], ["i2"], evidence=good, min_ess=0)
+    pb = predict_pairs(world, ["new-bad"], ["i2"], evidence=bad, min_ess=0)
+    p0 = predict_pairs(world, ["new-none"], ["i2"])
+    assert pg[0] > p0[0] + 0.1 and pb[0] < p0[0] - 0.1
+
+
+def test_validation_names_the_bad_value(world):
+    with pytest.raises(ValueError, match="'mystery'"):
+        predict_pairs(world, ["m0"], ["mystery"])
+    with pytest.raises(ValueError, match="row 1.*must be 0 or 1"):
+        predict_pairs(world, ["m0"], ["i0"], labels=(["m0", "m1"], ["i0", "i1"], [1, 2]))
+    with pytest.raises(ValueError, match="keys seen"):
+        predict_pairs(world, ["m0"], ["i0"], labels=[{"model_id": "m0", "item_id": "i0"}])
+    with pytest.raises(ValueError, match="differ in length"):
+        predict_pairs(world, ["m0", "m1"], ["i0"])
+    with pytest.raises(ValueError, match="embedding has 2 dims"):
+        predict_pairs(world, ["m0"], ["n"], new_items={"n": ItemInfo("b0", None, np.ones(2))})
+    arrays = world.arrays()
+    arrays["sigma_difficulty"] = -arrays["sigma_difficulty"]
+    with pytest.raises(ValueError, match="sigma_difficulty"):
+        PosteriorDraws.from_arrays(model_ids=world.model_ids, item_ids=world.item_ids,
+                                   benchmark_ids=world.benchmark_ids,
+                                   category_ids=world.category_ids, **arrays)
+
+
+def test_label_formats_agree(world):
+    new = {"n": ItemInfo("b0")}
+    as_arrays = (np.array(["m1", "m2", "m3"]), np.array(["n"] * 3), np.array([1, 0, 1]))
+    as_triples = [("m1", "n", 1), ("m2", "n", 0), ("m3", "n", 1)]
+    as_dicts = [{"model_id": m, "item_id": i, "response": str(y)} for m, i, y in as_triples]
+    outs = [predict_pairs(world, ["m0"], ["n"], new_items=new, labels=lab)
+            for lab in (as_arrays, as_triples, as_dicts)]
+    assert outs[0][0] == outs[1][0] == outs[2][0]
+    assert outs[0][0] != predict_pairs(world, ["m0"], ["n"], new_items=new)[0]
+
+
+def test_collapsed_importance_weights_warn_and_temper(world):
+    # 300 surprising labels on known items: the draws cannot all explain them.
+    rng = np.random.default_rng(8)
+    m = rng.integers(0, 10, 300)
+    j = rng.integers(0, 30, 300)
+    p_before = predict_pairs(world, ["m0"], ["i0"])
+    with pytest.warns(ReweightingWarning, match="ESS"):
+        p = predict_pairs(world, ["m0"], ["i0"],
+                          labels=([f"m{x}" for x in m], [f"i{x}" for x in j], [1] * 300))
+    assert np.isfinite(p[0]) and p[0] > p_before[0]
+
+
+def test_read_new_items(tmp_path):
+    (tmp_path / "test_items.csv").write_text(
+        '"item_id","item_text","benchmark","category"\n"a:1","t, x","a","c1"\n"a:2","t","a",""\n')
+    np.save(tmp_path / "emb.npy", np.ones((2, 4), dtype=np.float32))
+    items = read_new_items(tmp_path / "test_items.csv", tmp_path / "emb.npy")
+    assert items["a:1"].category_id == "a/c1" and items["a:2"].category_id is None
+    assert items["a:1"].embedding.shape == (4,)
+    with pytest.raises(ValueError, match="duplicate"):
+        new_items_from_arrays(["x", "x"], ["a", "a"])
+
+
+def test_thin_keeps_evenly_spaced_draws(world):
+    t = world.thin(20)
+    assert t.n_draws == 20
+    np.testing.assert_array_equal(t.ability[0], world.ability[0])
+    np.testing.assert_array_equal(t.ability[-1], world.ability[-1])
+    with pytest.raises(ValueError, match="positive"):
+        world.thin(0)
