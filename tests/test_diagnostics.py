@@ -1,0 +1,148 @@
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayesirt.diagnostics import convergence as cv
+from bayesirt.diagnostics import convergence_summary, heldout, run_diagnose
+from bayesirt.posteriors import save, to_datatree
+from bayesirt.posteriors.synthetic import synthetic_fit
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _fit(broken=False, seed=0):
+    return synthetic_fit(np.random.default_rng(seed), n_models=10, n_items=50, n_benchmarks=3,
+                         chains=4, draws=300, broken=broken)
+
+
+def test_vectorised_diagnostics_match_arviz_stats():
+    from arviz_stats.base.array import array_stats
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(12, 4, 201))
+    for c in range(4):  # AR(1) chains: long autocorrelation exercises Geyer's truncation
+        for t in range(1, 201):
+            x[:4, c, t] += 0.9 * x[:4, c, t - 1]
+    x[4:6] += np.arange(4)[None, :, None]  # stuck chains
+    x[6:8] = np.round(x[6:8])  # ties
+    d = cv.diagnose_block(x)
+    ref = {
+        "rhat": array_stats.rhat(x, chain_axis=-2, draw_axis=-1),
+        "ess_bulk": array_stats.ess(x, chain_axis=-2, draw_axis=-1, method="bulk"),
+        "ess_tail": array_stats.ess(x, chain_axis=-2, draw_axis=-1, method="tail",
+                                    prob=(0.05, 0.95)),
+        "mcse": array_stats.mcse(x, chain_axis=-2, draw_axis=-1),
+    }
+    for key, want in ref.items():
+        np.testing.assert_allclose(d[key], want, rtol=1e-8, err_msg=key)
+
+
+def test_convergence_summary_good_and_broken():
+    good = convergence_summary(to_datatree(_fit()), rhat_max=1.05, ess_min=100)
+    assert good["passed"], good["failures"]
+    assert good["rhat_max"] < 1.05 and good["divergences"] == 0
+    bad = convergence_summary(to_datatree(_fit(broken=True)))
+    assert not bad["passed"]
+    text = " ".join(bad["failures"])
+    assert "R-hat" in text and "divergent" in text and "E-BFMI" in text
+    assert bad["rhat_max"] > 1.5
+    assert "[" in bad["worst"][0]["name"]  # named like ability[org1/model-1, bench0]
+
+
+def test_metrics_known_values():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8])
+    assert heldout.roc_auc(y, p) == pytest.approx(0.75)
+    assert heldout.brier(y, p) == pytest.approx(np.mean((p - y) ** 2))
+    want = -np.mean(np.log([0.9, 0.6, 0.35, 0.8]))
+    assert heldout.log_loss(y, p) == pytest.approx(want)
+    assert heldout.log_loss(np.array([1]), np.array([0.0])) == pytest.approx(-np.log(1e-7))
+    rel = heldout.reliability(np.array([1, 0, 1, 1]), np.array([0.95, 0.95, 0.05, 0.05]))
+    assert rel["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.95)
+    with pytest.raises(ValueError):
+        heldout.metrics(y, np.array([0.1, np.nan, 0.2, 0.3]))
+
+
+def test_loo_matches_arviz_and_subsample_is_close():
+    import arviz_stats
+
+    from bayesirt.diagnostics import checks
+
+    tree = to_datatree(_fit())
+    obs = checks.observations(tree)
+    full = checks.compute_loo(tree, obs, np.random.default_rng(0), r_eff=1.0)
+    ref = arviz_stats.loo(tree, reff=1.0)
+    assert full["elpd_loo"] == pytest.approx(float(ref.elpd), abs=1e-3)
+    assert full["se"] == pytest.approx(float(ref.se), rel=1e-3)
+    assert full["loglik_max_abs_diff"] < 1e-4
+    sub = checks.compute_loo(tree, obs, np.random.default_rng(0), full_max=10, subsample=200)
+    assert sub["subsample_size"] == 200
+    assert abs(sub["elpd_loo"] - full["elpd_loo"]) < 4 * sub["se"]
+
+
+def test_report_and_json(tmp_path):
+    path = save(_fit(), tmp_path / "post.nc")
+    s = run_diagnose(path, tmp_path / "r.html", json_path=tmp_path / "s.json", progress=False,
+                     rhat_max=1.05, ess_min=100)
+    assert s.passed, s.failures
+    data = json.loads((tmp_path / "s.json").read_text())
+    for key in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min",
+                "elpd_loo"):
+        assert data[key] is not None, key
+    html = (tmp_path / "r.html").read_text()
+    assert "PASS" in html[:3000]
+    for sec in ("provenance", "convergence", "ppc", "parameters", "loo"):
+        assert f'id="{sec}"' in html
+    assert "http://" not in html and "https://" not in html  # no network requests
+    assert html.count("data:image/png;base64,") >= 6
+
+
+def test_broken_fit_fails_with_reasons_first(tmp_path):
+    path = save(_fit(broken=True), tmp_path / "bad.nc")
+    s = run_diagnose(path, tmp_path / "bad.html", progress=False, strict=True)
+    assert not s.passed
+    html = (tmp_path / "bad.html").read_text()
+    verdict = html[html.index('id="verdict"'): html.index("<nav>")]
+    assert "FAIL" in verdict and "R-hat" in verdict and "divergent" in verdict
+
+
+def test_heldout_join_on_bundled_split(small_dir):
+    import pandas as pd
+
+    paths = heldout.locate(small_dir)
+    assert paths["test_dir"] == small_dir / "test"
+    assert heldout.locate(small_dir / "test")["ground_truth"] == paths["ground_truth"]
+    pairs = pd.read_csv(paths["test_dir"] / "test_pairs.csv", dtype=str)
+    pred = pairs.assign(predicted_probability=0.6).iloc[::-1]  # order must not matter
+    y, p, joined = heldout.join_truth(pred, paths["ground_truth"])
+    assert len(y) == len(pairs) and set(joined["benchmark"]) >= {"gsm8k"}
+    m = heldout.metrics(y, p)
+    assert m["auc"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no prediction"):
+        heldout.join_truth(pred.iloc[1:], paths["ground_truth"])
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium not installed "
+                    "(.ci/run installs it with apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    path = save(_fit(broken=True), tmp_path / "post.nc")
+    report = tmp_path / "report.html"
+    run_diagnose(path, report, progress=False)
+    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run(base + ["--window-size=1200,1000", f"--screenshot={shot}",
+                           report.as_uri()], check=True, capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000
+    dom = subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    assert 'data-images-checked="1"' in dom
+    assert 'data-images-broken="0"' in dom
+    total = int(dom.split('data-images-total="')[1].split('"')[0])
+    assert total >= 5
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
