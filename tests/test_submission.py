@@ -505,3 +505,70 @@ def test_bundle_output_equals_package_output(small_bundle, small_dir, tmp_path):
     # Labels help: revealed pairs make the unrevealed predictions better than none at all.
     assert rep.run("adaptive", 0.05).metrics["submission"]["log_loss"] < \
         rep.runs[0].metrics["submission"]["log_loss"] + 0.02
+
+
+# ---------------------------------------------------------------------------------------------
+# fresh numpy/scipy/pandas-only virtualenvs (needs the package registry; slow)
+
+PY310 = Path("/root/.pyenv/versions/3.10.13/bin/python3.10")
+
+
+def _base_python_312() -> Path:
+    return Path(getattr(sys, "_base_executable", sys.executable))
+
+
+@pytest.fixture(scope="session")
+def numpy_only_venv(tmp_path_factory):
+    """Factory: base interpreter -> python of a venv holding numpy, scipy, pandas only."""
+    made: dict[str, Path] = {}
+
+    def make(base: Path) -> Path:
+        if str(base) in made:
+            return made[str(base)]
+        if not base.exists():
+            pytest.skip(f"{base} is not installed")
+        root = tmp_path_factory.mktemp(f"venv-{base.name}")
+        subprocess.run([str(base), "-m", "venv", str(root / "venv")], check=True)
+        py = root / "venv" / "bin" / "python"
+        env = dict(os.environ, PIP_CACHE_DIR=str(root / "pip-cache"),
+                   PIP_DISABLE_PIP_VERSION_CHECK="1")
+        proc = subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy", "scipy", "pandas"],
+                              capture_output=True, text=True, env=env, timeout=600)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot install numpy/scipy/pandas (no package registry?): "
+                        f"{proc.stderr[-500:]}")
+        made[str(base)] = py
+        return py
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", [pytest.param(None, id="py312"), pytest.param(PY310, id="py310")])
+def test_bundle_in_fresh_numpy_only_venv(base, numpy_only_venv, small_bundle, small_dir,
+                                         tmp_path):
+    py = numpy_only_venv(base or _base_python_312())
+    probe = subprocess.run(
+        [str(py), "-I", "-c", "import importlib.util as u, sys; print(sys.version_info[:2], "
+         "[m for m in ('bayesirt', 'jax', 'numpyro', 'arviz', 'xarray', 'netCDF4', 'h5py') "
+         "if u.find_spec(m)])"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert probe.stdout.strip().endswith("[]"), probe.stdout  # nothing but numpy/scipy/pandas
+    preds = tmp_path / "preds"
+    # strict_imports=False: the venv itself proves the point, nothing is blocked artificially.
+    rep = evaluate(small_bundle.path, small_dir, budgets=(0, 0.05), policy="both", python=py,
+                   time_limit=600, predictions_dir=preds, strict_imports=False)
+    assert rep.foreign_modules == ()
+    assert rep.python_version.startswith("3.10" if base == PY310 else "3.12")
+    for name in ("none_0.csv", "adaptive_0.05.csv", "random_0.05.csv"):
+        run, p, _ = _package_predictions(small_dir, small_bundle.path, tmp_path, preds / name)
+        got = run["predicted_probability"].to_numpy()
+        if base is None:
+            # Same interpreter and (fresh-from-the-registry) numpy: the same numbers exactly,
+            # unless the registry's numpy differs from the project's, which rounds differently.
+            import numpy
+
+            vers = subprocess.run([str(py), "-c", "import numpy; print(numpy.__version__)"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            if vers == numpy.__version__:
+                np.testing.assert_array_equal(got, p)
+        np.testing.assert_allclose(got, p, rtol=0, atol=1e-12)

@@ -18,6 +18,7 @@ computes (house rule 9).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import tempfile
 import zipfile
@@ -28,8 +29,19 @@ from pathlib import Path
 
 import bayesirt
 
-#: Default number of posterior draws kept in the bundle.
-DEFAULT_MAX_DRAWS = 1000
+
+def _predictive_default_draws() -> int:
+    """Draws ``predictive.predict_pairs`` uses by default (it thins evenly to that many)."""
+    from bayesirt import predictive
+
+    default = inspect.signature(predictive.predict_pairs).parameters["max_draws"].default
+    return int(default) if isinstance(default, int) and default > 0 else 1000
+
+
+#: Default number of posterior draws kept in the bundle: as many as ``predict_pairs`` uses by
+#: default. More would only grow the ZIP; and since both thin with the same evenly spaced
+#: rule, the bundle then predicts exactly what the package predicts from the full posterior.
+DEFAULT_MAX_DRAWS = _predictive_default_draws()
 #: Acquisition methods ``labeling.score_pairs`` may use (``bayesirt.predictive.score_pairs``).
 ACQUISITIONS = ("bald", "epig")
 ARTIFACT_NAME = "posterior_flat.nc"
