@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posterior", type=Path, default=DEFAULT_POSTERIOR)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--draws", type=int, default=None,
-                    help="max draws kept in the bundle (default: the builder's)")
+                    help="max draws kept in the bundle (default: the builder's 'auto')")
     ap.add_argument("--python", default=None,
                     help="interpreter of a numpy/scipy/pandas-only venv (default: make one)")
     ap.add_argument("--venv-dir", type=Path, default=Path("/tmp/bayesirt-bench/numpy-only-venv"))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
-    from bayesirt.submission import DEFAULT_MAX_DRAWS, build_bundle, evaluate
+    from bayesirt.submission import build_bundle, evaluate
 
     work = Path(tempfile.mkdtemp(prefix="bayesirt-subbench-"))
     posterior, synthetic = args.posterior, False
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{posterior} missing: building a synthetic stand-in posterior", file=sys.stderr)
         posterior, synthetic = synthetic_posterior(args.data, work / "synthetic.nc"), True
 
-    draws = args.draws if args.draws is not None else DEFAULT_MAX_DRAWS
+    draws = args.draws if args.draws is not None else "auto"
     t0 = time.perf_counter()
     info = build_bundle(posterior, work / "submission.zip", max_draws=draws)
     t_bundle = time.perf_counter() - t0
@@ -151,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
 
     python = args.python or str(make_numpy_only_venv(args.venv_dir, base_python()))
     check = subprocess.run(
-        [python, "-c", "import importlib.util as u, numpy, scipy, pandas, sys;"
+        [python, "-I", "-c", "import importlib.util as u, numpy, scipy, pandas, sys;"
          "print(sys.version.split()[0], numpy.__version__, scipy.__version__, pandas.__version__,"
          "[m for m in ('jax','numpyro','arviz','xarray','netCDF4','h5py','bayesirt')"
-         " if u.find_spec(m)])"], capture_output=True, text=True, check=True)
+         " if u.find_spec(m)])"], capture_output=True, text=True, check=True, cwd=work)
     venv_desc = check.stdout.strip()
     print(f"child interpreter: {python}: {venv_desc}", file=sys.stderr)
 

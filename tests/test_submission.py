@@ -416,8 +416,7 @@ def small_posterior(tmp_path_factory, small_dir) -> Path:
 def small_bundle(tmp_path_factory, small_posterior):
     from bayesirt.submission import build_bundle
 
-    return build_bundle(small_posterior, tmp_path_factory.mktemp("zip") / "submission.zip",
-                        max_draws=1000)
+    return build_bundle(small_posterior, tmp_path_factory.mktemp("zip") / "submission.zip")
 
 
 def test_bundle_layout_and_manifest(small_bundle, small_dir):
@@ -451,10 +450,22 @@ def test_bundle_thins_draws_and_validates(small_posterior, tmp_path):
     with pytest.raises(ValueError, match="acquisition"):
         build_bundle(small_posterior, tmp_path / "x.zip", acquisition="greedy")
     with pytest.raises(ValueError, match="max_draws"):
+        build_bundle(small_posterior, tmp_path / "x.zip", max_draws="many")
+    with pytest.raises(ValueError, match="max_draws"):
         build_bundle(small_posterior, tmp_path / "x.zip", max_draws=0)
     with pytest.raises(FileNotFoundError, match="posterior file not found"):
         build_bundle(tmp_path / "missing.nc", tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_bundle_auto_draws_respect_the_size_target(small_posterior, tmp_path, monkeypatch):
+    from bayesirt.submission import build_bundle, builder
+
+    # One draw of the small posterior is 4 bytes x (512 x 2 + 30 x 5 + 6 x 5) = 4,816 bytes.
+    monkeypatch.setattr(builder, "AUTO_TARGET_BYTES", 30 * 4_816 + 100)
+    info = build_bundle(small_posterior, tmp_path / "auto.zip")
+    assert info.n_draws == 30 and info.manifest["max_draws_requested"] == "auto"
+    assert info.artifact_bytes < 30 * 4_816 + 150_000  # + ids and constant data (obs indices)
 
 
 def _package_predictions(small_dir, zip_path, tmp_path, revealed_csv):

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 import bayesirt
 
 
@@ -38,10 +40,13 @@ def _predictive_default_draws() -> int:
     return int(default) if isinstance(default, int) and default > 0 else 1000
 
 
-#: Default number of posterior draws kept in the bundle: as many as ``predict_pairs`` uses by
-#: default. More would only grow the ZIP; and since both thin with the same evenly spaced
-#: rule, the bundle then predicts exactly what the package predicts from the full posterior.
+#: Most posterior draws an "auto" bundle keeps: as many as ``predict_pairs`` uses by default.
+#: More would only grow the ZIP; and since both thin with the same evenly spaced rule, the
+#: bundle then predicts exactly what the package predicts from the full posterior.
 DEFAULT_MAX_DRAWS = _predictive_default_draws()
+#: Size bound of the artifact for ``max_draws="auto"`` (the ZIP goal is < 100 MB; deflate
+#: barely shrinks float32 draws, so the bound is on the uncompressed artifact).
+AUTO_TARGET_BYTES = 95_000_000
 #: Acquisition methods ``labeling.score_pairs`` may use (``bayesirt.predictive.score_pairs``).
 ACQUISITIONS = ("bald", "epig")
 ARTIFACT_NAME = "posterior_flat.nc"
@@ -127,6 +132,20 @@ def _flat_facts(path: Path) -> dict:
     return facts
 
 
+def _auto_draws(tree) -> int:
+    """Draws to keep for ``max_draws="auto"``: the predictive default, capped by size."""
+    from bayesirt.posteriors import FLAT_VARIABLES
+
+    post = tree["posterior"]
+    per_draw = 0
+    for name in FLAT_VARIABLES:
+        if name in post.data_vars:
+            shape = post[name].shape
+            per_draw += 4 * int(np.prod(shape[2:], dtype=np.int64))  # float32 in the file
+    cap = max(1, AUTO_TARGET_BYTES // max(per_draw, 1))
+    return int(min(DEFAULT_MAX_DRAWS, cap))
+
+
 def _sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
@@ -135,7 +154,7 @@ def build_bundle(
     posterior_path: str | Path,
     out_zip: str | Path,
     *,
-    max_draws: int | None = DEFAULT_MAX_DRAWS,
+    max_draws: int | str | None = "auto",
     acquisition: str = "bald",
 ) -> BundleInfo:
     """Write the submission ZIP for a fitted posterior.
@@ -146,7 +165,9 @@ def build_bundle(
         A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree).
     out_zip : str or Path
         Destination ZIP (overwritten atomically; parent folders are created).
-    max_draws : int or None, optional
+    max_draws : int, "auto" or None, optional
+        ``"auto"`` (default): :data:`DEFAULT_MAX_DRAWS`, lowered when needed so that the
+        artifact stays under :data:`AUTO_TARGET_BYTES` (about 800 draws for real-multibench).
         Keep at most this many flattened draws (evenly spaced); None keeps all. Prediction
         time and ZIP size grow linearly with it.
     acquisition : {"bald", "epig"}, optional
@@ -168,10 +189,10 @@ def build_bundle(
 
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
-    if max_draws is not None and (
+    if max_draws is not None and max_draws != "auto" and (
         not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1
     ):
-        raise ValueError(f"max_draws must be a positive int or None, got {max_draws!r}")
+        raise ValueError(f"max_draws must be a positive int, 'auto' or None, got {max_draws!r}")
     posterior_path = Path(posterior_path)
     if not posterior_path.is_file():
         raise FileNotFoundError(f"posterior file not found: {posterior_path}")
@@ -188,7 +209,8 @@ def build_bundle(
         tree = load(posterior_path)
         try:
             attrs = posterior_attrs(tree)
-            flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=max_draws)
+            keep = _auto_draws(tree) if max_draws == "auto" else max_draws
+            flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=keep)
         finally:
             tree.close()
         facts = _flat_facts(flat)
@@ -209,7 +231,8 @@ def build_bundle(
             "config": config,
             "fingerprint": facts["fingerprint"],
             "n_draws": facts["n_draws"],
-            "max_draws": max_draws,
+            "max_draws": keep,
+            "max_draws_requested": max_draws,
             "acquisition": acquisition,
             "artifact": ARTIFACT_NAME,
             "flat_schema": facts["schema"],
