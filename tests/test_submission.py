@@ -583,3 +583,118 @@ def test_bundle_in_fresh_numpy_only_venv(base, numpy_only_venv, small_bundle, sm
             if vers == numpy.__version__:
                 np.testing.assert_array_equal(got, p)
         np.testing.assert_allclose(got, p, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the sandbox side: clear errors, folding in what the posterior lacks
+
+
+def _copy_data(small_dir: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(small_dir, dest, ignore=shutil.ignore_patterns("reveal"))
+    return dest
+
+
+def test_bundle_without_artifact_says_what_to_do(small_bundle, small_dir, tmp_path):
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(small_bundle.path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for name in src.namelist():
+            if name != "posterior_flat.nc":
+                dst.writestr(name, src.read(name))
+    with pytest.raises(SubmissionError, match="posterior artifact posterior_flat.nc missing "
+                                              "from the ZIP.*bayesirt bundle"):
+        evaluate(broken, small_dir, budgets=(0,), policy="random", time_limit=120)
+
+
+def test_bundle_folds_in_models_missing_from_the_posterior(small_bundle, small_dir, tmp_path):
+    """A model in train_dir but not in the fit gets its ability from its own responses."""
+    import pandas as pd
+
+    data_dir = _copy_data(small_dir, tmp_path / "data")
+    clone_of = "01-ai/yi-1.5-34b-chat"
+    for rel in ("train/train_responses.csv", "test/test_pairs.csv",
+                "reference/ground_truth.csv"):
+        df = pd.read_csv(data_dir / rel, dtype=str, keep_default_na=False)
+        extra = df[df["model_id"] == clone_of].assign(model_id="clone/model")
+        pd.concat([df, extra]).to_csv(data_dir / rel, index=False)
+    preds = tmp_path / "preds"
+    rep = evaluate(small_bundle.path, data_dir, budgets=(0,), policy="random", time_limit=300,
+                   predictions_dir=preds)
+    assert rep.n_test_pairs == 1532 + int((pd.read_csv(small_dir / "test/test_pairs.csv")
+                                           ["model_id"] == clone_of).sum())
+    run = pd.read_csv(preds / "none_0.csv", float_precision="round_trip")
+    a = run[run["model_id"] == clone_of].set_index("item_id")["predicted_probability"]
+    b = run[run["model_id"] == "clone/model"].set_index("item_id")["predicted_probability"]
+    assert len(a) > 20 and len(a) == len(b)
+    # Same responses, so nearly the same predictions (the clone's ability is estimated from
+    # the population prior + its responses, not fitted jointly: close, not equal).
+    assert np.corrcoef(a, b.loc[a.index])[0, 1] > 0.95
+    assert np.abs(a - b.loc[a.index]).mean() < 0.08
+
+
+def test_bundle_refuses_test_model_unknown_everywhere(small_bundle, small_dir, tmp_path):
+    import pandas as pd
+
+    data_dir = _copy_data(small_dir, tmp_path / "data")
+    for rel in ("test/test_pairs.csv", "reference/ground_truth.csv"):
+        df = pd.read_csv(data_dir / rel, dtype=str, keep_default_na=False)
+        pd.concat([df, df.iloc[:1].assign(model_id="ghost/model")]).to_csv(data_dir / rel,
+                                                                            index=False)
+    from bayesirt.data import DataWarning
+
+    # The parent's own parse warns too (a test model without training responses).
+    with pytest.warns(DataWarning, match="ghost/model"), \
+            pytest.raises(SubmissionError, match="model 'ghost/model' unknown to the artifact "
+                                                 "and absent from train_dir"):
+        evaluate(small_bundle.path, data_dir, budgets=(0,), policy="random", time_limit=300)
+
+
+SANDBOX_SCRIPT = r'''
+import csv, json, math, sys
+train, test = sys.argv[1], sys.argv[2]
+import model, labeling
+model.train(train)
+with open(test + "/test_pairs.csv", newline="") as fh:
+    pairs = [{"model_id": r["model_id"], "item_id": r["item_id"]} for r in csv.DictReader(fh)]
+out = {}
+# The platform may call score_pairs without the folders: items described by their id prefix.
+s_bare = labeling.score_pairs(pairs[:60])
+s_full = labeling.score_pairs(pairs[:60], train, test)
+out["scores_ok"] = len(s_bare) == len(s_full) == 60 and all(
+    math.isfinite(x) for x in s_bare + s_full)
+# Any documented label key works ...
+a = model.predict(train, test, [dict(pairs[0], y=1)])
+b = model.predict(train, test, [dict(pairs[0], response=1)])
+out["same_for_label_keys"] = a == b
+# A label on a new item moves the other models' predictions on that item.
+j = next(k for k, p in enumerate(pairs) if k and p["item_id"] == pairs[0]["item_id"])
+out["moved"] = a[j]["predicted_probability"] != model.predict(train, test, [])[j][
+    "predicted_probability"]
+# ... an unknown one is a clear error naming the keys seen.
+try:
+    model.predict(train, test, [dict(pairs[0], verdict=1)])
+    out["bad_key"] = "no error"
+except ValueError as exc:
+    out["bad_key"] = str(exc)
+out["modules"] = sorted(m for m in ("bayesirt", "jax", "xarray") if m in sys.modules)
+print(json.dumps(out))
+'''
+
+
+def test_bundle_modules_in_a_bare_interpreter(small_bundle, small_dir, tmp_path):
+    sub = safe_extract(small_bundle.path, tmp_path / "sub")
+    (tmp_path / "probe.py").write_text(SANDBOX_SCRIPT)
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")})
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c",
+         f"import sys; sys.path.insert(0, {str(sub)!r}); sys.argv = ['probe'] + sys.argv[1:];"
+         f"exec(open({str(tmp_path / 'probe.py')!r}).read())",
+         str(small_dir / "train"), str(small_dir / "test")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["scores_ok"] and out["same_for_label_keys"] and out["moved"]
+    assert "verdict" in out["bad_key"] and "label" in out["bad_key"]
+    assert out["modules"] == []
