@@ -1074,8 +1074,7 @@ class _Engine:
                 np.exp(-0.5 * grid**2).sum())
             cdf = cdf / total
             u = self._strata(np.array([(mi * _GOLDEN + k * 0.3819660112501051) % 1.0]))[:, 0]
-            pos = np.array([np.searchsorted(cdf[s], u[s]) for s in range(self.S)])
-            pos = pos.clip(0, grid.size - 1)
+            pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
             self.A[:, mi, k] = a[np.arange(self.S), pos]
         del model_id
 
@@ -1478,9 +1477,10 @@ def _epig_item(P: np.ndarray, w: np.ndarray, mi: np.ndarray, max_targets: int) -
     if n < 2:
         return np.zeros(n)
     t = _even_index(n, min(n, max_targets))
-    pc = w @ P  # (n,)
+    pc = _wsum(w.astype(np.float32), P)  # (n,)
     Pt = P[:, t]
-    p11 = (P * w[:, None]).T @ Pt  # (n, T)
+    p11 = ((P * w.astype(np.float32)[:, None]).T @ Pt).astype(np.float64)  # (n, T)
+    pc = pc.astype(np.float64)
     a = pc[:, None]
     b = pc[t][None, :]
     cells = [(p11, a * b), (a - p11, a * (1 - b)), (b - p11, (1 - a) * b),

@@ -356,3 +356,73 @@ def test_thin_keeps_evenly_spaced_draws(world):
     np.testing.assert_array_equal(t.ability[-1], world.ability[-1])
     with pytest.raises(ValueError, match="positive"):
         world.thin(0)
+
+
+# --- against a fresh NUTS refit (slow) ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_revealed_labels_match_a_nuts_refit(rng_key):
+    """Labels on a new item, conditioned by quadrature, agree with a refit that includes them."""
+    jax = pytest.importorskip("jax")
+    numpyro = pytest.importorskip("numpyro")
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    rng = np.random.default_rng(11)
+    M, J = 16, 24
+    a_true = rng.normal(size=M)
+    b_true = rng.normal(0.3, 1.2, size=J + 1)
+    mm, jj = (x.ravel() for x in np.meshgrid(np.arange(M), np.arange(J)))
+    y = (rng.random(mm.size) < expit(a_true[mm] - b_true[jj])).astype(np.int32)
+    lab_m = np.arange(8)
+    lab_y = (rng.random(8) < expit(a_true[lab_m] - b_true[J])).astype(np.int32)
+
+    def model(m_idx, i_idx, n_items, y=None):
+        mu = numpyro.sample("mu_b", dist.Normal(0.0, 1.0))
+        sd = numpyro.sample("sd_b", dist.HalfNormal(1.5))
+        with numpyro.plate("model", M):
+            a = numpyro.sample("a", dist.Normal(0.0, 1.0))
+        with numpyro.plate("item", n_items):
+            z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+        b = numpyro.deterministic("b", mu + sd * z)
+        numpyro.sample("y", dist.Bernoulli(logits=a[m_idx] - b[i_idx]), obs=y)
+
+    def run(key, m_idx, i_idx, n_items, yy):
+        # numpyro's internals mix bool/int with float: relax the suite's strict promotion here.
+        with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+            return _run(key, m_idx, i_idx, n_items, yy)
+
+    def _run(key, m_idx, i_idx, n_items, yy):
+        mcmc = MCMC(NUTS(model), num_warmup=1000, num_samples=2000, num_chains=1,
+                    progress_bar=False)
+        mcmc.run(key, jnp.asarray(m_idx), jnp.asarray(i_idx), n_items,
+                 jnp.asarray(yy, dtype=jnp.float32))
+        return {k: np.asarray(v, dtype=np.float64) for k, v in mcmc.get_samples().items()}
+
+    k1, k2 = jax.random.split(rng_key)
+    s1 = run(k1, mm, jj, J, y)
+    S = s1["a"].shape[0]
+    draws = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=["b"], ability=s1["a"][:, :, None], difficulty=s1["b"],
+        mu_difficulty=s1["mu_b"][:, None], sigma_difficulty=s1["sd_b"][:, None],
+        ability_pop_loc=np.zeros((S, 1)), ability_pop_scale=np.ones((S, 1)),
+        item_benchmark=np.zeros(J, dtype=np.int64))
+    targets = np.arange(8, M)
+    p = predict_pairs(draws, [f"m{m}" for m in targets], ["new"] * targets.size,
+                      new_items={"new": ItemInfo("b")},
+                      labels=([f"m{m}" for m in lab_m], ["new"] * 8, lab_y),
+                      max_draws=None, item_draws=None, min_ess=0)
+    s2 = run(k2, np.concatenate([mm, lab_m]), np.concatenate([jj, np.full(8, J)]), J + 1,
+             np.concatenate([y, lab_y]))
+    p_s = expit(s2["a"][:, targets] - s2["b"][:, J][:, None])
+    p_refit = p_s.mean(axis=0)
+    # Monte Carlo error of both estimates (autocorrelated NUTS draws: ESS taken as S / 4).
+    mcse = p_s.std(axis=0) / np.sqrt(S / 4)
+    assert np.all(np.abs(p - p_refit) <= 4 * np.sqrt(2) * mcse + 2e-3)
+    # And the labels mattered: the prior-only prediction is clearly different somewhere.
+    p0 = predict_pairs(draws, [f"m{m}" for m in targets], ["new"] * targets.size,
+                       new_items={"new": ItemInfo("b")}, max_draws=None, item_draws=None)
+    assert np.max(np.abs(p0 - p_refit)) > 4 * np.max(np.abs(p - p_refit))
