@@ -28,6 +28,7 @@ benchmark-level priors of NEW items), the probability that model ``m`` answers i
   given that draw: population prior ``Normal(ability_pop_loc, ability_pop_scale)`` times the
   likelihood of its responses (known items exactly; new items with the item integrated over
   its prior), sampled by a deterministic stratified inverse-CDF across draws (no RNG needed);
+  its responses do not re-weight the draws (a "cut": see ``_sample_unknown_model``);
 * an item of a benchmark unknown to the posterior uses the pooled prior across benchmarks
   (moment-matched mixture of the benchmark priors), and every model's ability on it is drawn
   from the pooled population prior.
@@ -1065,14 +1066,11 @@ class _Engine:
                     ll = _loglik(x, self.lab_sign[r], g) + lw
                     logp += np.logaddexp.reduce(ll, axis=2)
             mx = logp.max(axis=1, keepdims=True)
-            dens = np.exp(logp - mx)
-            cdf = np.cumsum(dens, axis=1)
-            total = cdf[:, -1:]
-            # Marginal likelihood of this model's responses under each draw: the draws are
-            # re-weighted by it (exact Bayes; checked by the ESS logic in _reweight_known).
-            self.logw_draw += (mx[:, 0] + np.log(total[:, 0])) - np.log(
-                np.exp(-0.5 * grid**2).sum())
-            cdf = cdf / total
+            cdf = np.cumsum(np.exp(logp - mx), axis=1)
+            # The draws are NOT re-weighted by this model's marginal likelihood ("cut"): one
+            # new model says little about the population, and with hundreds of responses the
+            # weights would collapse onto a few draws for no real gain.
+            cdf = cdf / cdf[:, -1:]
             u = self._strata(np.array([(mi * _GOLDEN + k * 0.3819660112501051) % 1.0]))[:, 0]
             pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
             self.A[:, mi, k] = a[np.arange(self.S), pos]
