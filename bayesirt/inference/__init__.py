@@ -1,0 +1,11 @@
+"""NUTS runner: configuration, device choice, chains, seeds, progress, convergence summary."""
+
+from bayesirt.inference.nuts import (
+    FitConfig,
+    convergence_headline,
+    fit,
+    format_headline,
+)
+from bayesirt.inference.result import FitResult
+
+__all__ = ["FitConfig", "FitResult", "convergence_headline", "fit", "format_headline"]

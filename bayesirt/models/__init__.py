@@ -1,0 +1,223 @@
+"""Model registry: names -> NumPyro model functions and their mapping to the shared posterior.
+
+Every model writes, after :func:`contract_posterior`, the variables the predictive engine reads
+(``ability`` (model, benchmark), ``difficulty`` and ``log_discrimination`` (item),
+``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
+``sigma_log_discrimination``, ``ability_pop_loc``, ``ability_pop_scale`` (benchmark), and,
+where the model has them, ``category_offset`` (category), ``embedding_coef`` (benchmark,
+component) and ``guess`` (benchmark)). Raw sampler sites are kept under their own names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bayesirt.models.inputs import ModelInputs, build_inputs
+from bayesirt.models.irt import hier2pl, rasch, twopl
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes
+    ----------
+    fn : callable
+        The NumPyro model function ``fn(data, *, sizes..., y=None)``.
+    description : str
+        One line for ``--help`` and reports.
+    options : tuple of str
+        Model options it accepts (``guess``, ``embedding_components``).
+    """
+
+    fn: Callable[..., Any]
+    description: str
+    options: tuple[str, ...] = ()
+
+
+MODELS: dict[str, ModelSpec] = {
+    "rasch": ModelSpec(rasch, "Rasch: one ability per model, global difficulty prior"),
+    "2pl": ModelSpec(twopl, "2PL: one ability per model, global item priors"),
+    "hier2pl": ModelSpec(
+        hier2pl,
+        "hierarchical 2PL: benchmark/category item priors, factor-structured abilities per "
+        "benchmark",
+        ("guess", "embedding_components"),
+    ),
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    """Look a model up by name.
+
+    Raises
+    ------
+    ValueError
+        If the name is not registered (the message lists the known names).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+# Trailing dims of the raw sites each model samples (chain and draw come first).
+SITE_DIMS: dict[str, tuple[str, ...]] = {
+    "theta": ("model",),
+    "difficulty": ("item",),
+    "log_discrimination_z": ("item",),
+    "difficulty_z": ("item",),
+    "log_discrimination": ("item",),
+    "mu_difficulty": ("benchmark",),
+    "sigma_difficulty": ("benchmark",),
+    "mu_log_discrimination": ("benchmark",),
+    "sigma_log_discrimination": ("benchmark",),
+    "rho": ("benchmark",),
+    "guess": ("benchmark",),
+    "sigma_category": ("multi_benchmark",),
+    "category_z": ("free_category",),
+    "embedding_coef_z": ("benchmark", "component"),
+    "embedding_coef": ("benchmark", "component"),
+    "embedding_coef_scale": (),
+    "ability_cell": ("cell",),
+    "mu_difficulty_global": (),
+    "sigma_difficulty_global": (),
+    "mu_log_discrimination_global": (),
+    "sigma_log_discrimination_global": (),
+}
+
+
+def complete_abilities(
+    rng: np.random.Generator,
+    ability_cell: np.ndarray,
+    rho: np.ndarray,
+    inputs: ModelInputs,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill in abilities of unobserved cells and draw the general ability, per draw.
+
+    Under the one-factor prior, :math:`\\eta_m \\mid x_{mS} \\sim N(v B, v)` with
+    :math:`v = 1/(1 + \\sum_S \\rho_k^2/d_k)`, :math:`B = \\sum_S \\rho_k x_{mk}/d_k`, and an
+    unobserved cell is :math:`\\rho_k \\eta_m + \\sqrt{d_k}\\,\\varepsilon`.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the conditional draws.
+    ability_cell : ndarray, shape (chains, draws, n_cells)
+    rho : ndarray, shape (chains, draws, n_benchmarks)
+    inputs : ModelInputs
+
+    Returns
+    -------
+    ability : ndarray, shape (chains, draws, n_models, n_benchmarks)
+    general : ndarray, shape (chains, draws, n_models)
+    """
+    sizes = inputs.sizes
+    n_chains, n_draws = ability_cell.shape[:2]
+    mask = inputs.arrays["cell_mask"].astype(bool)
+    x = np.zeros((n_chains, n_draws, sizes["n_models"], sizes["n_benchmarks"]))
+    x[:, :, inputs.arrays["cell_model"], inputs.arrays["cell_benchmark"]] = ability_cell
+    r = rho[:, :, None, :].astype(np.float64)
+    d = 1.0 - r**2
+    b_sum = np.sum(mask * r * x / d, axis=-1)
+    c_sum = np.sum(mask * r**2 / d, axis=-1)
+    var = 1.0 / (1.0 + c_sum)
+    general = var * b_sum + np.sqrt(var) * rng.standard_normal(var.shape)
+    fill = r * general[..., None] + np.sqrt(d) * rng.standard_normal(x.shape)
+    ability = np.where(mask, x, fill)
+    return ability, general
+
+
+def contract_posterior(
+    name: str,
+    samples: dict[str, np.ndarray],
+    inputs: ModelInputs,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    """Map a model's raw draws onto the shared posterior variables.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the model.
+    samples : dict of str to ndarray
+        Raw draws, each ``(chains, draws, *site_shape)``.
+    inputs : ModelInputs
+        The inputs the model was fitted on.
+    rng : numpy.random.Generator
+        Used only to complete unobserved abilities (``hier2pl``).
+
+    Returns
+    -------
+    posterior : dict of str to ndarray
+        Raw sites (except ``ability_cell``, which ``ability`` replaces) plus the shared
+        variables, float32.
+    dims : dict of str to tuple of str
+        Trailing dims of every returned variable.
+    """
+    get_model(name)
+    k = inputs.sizes["n_benchmarks"]
+    out = {key: np.asarray(val) for key, val in samples.items()}
+    lead = next(iter(out.values())).shape[:2]
+
+    def per_benchmark(x: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(x[..., None], (*lead, k)).copy()
+
+    if name in ("rasch", "2pl"):
+        theta = out["theta"]
+        out["ability"] = np.broadcast_to(theta[..., None], (*theta.shape, k)).copy()
+        out["mu_difficulty"] = per_benchmark(out["mu_difficulty_global"])
+        out["sigma_difficulty"] = per_benchmark(out["sigma_difficulty_global"])
+        if name == "rasch":
+            out["log_discrimination"] = np.zeros_like(out["difficulty"])
+            out["mu_log_discrimination"] = np.zeros((*lead, k))
+            out["sigma_log_discrimination"] = np.zeros((*lead, k))
+        else:
+            out["mu_log_discrimination"] = per_benchmark(out["mu_log_discrimination_global"])
+            out["sigma_log_discrimination"] = per_benchmark(
+                out["sigma_log_discrimination_global"]
+            )
+    else:
+        out.pop("ability_cell")
+        ability, general = complete_abilities(rng, out.pop("ability_std"), out["rho"], inputs)
+        # Abilities are standardised per benchmark, so a new model's ability is ~N(0, 1).
+        out["ability"] = ability
+        out["theta"] = general
+        cat_bench = inputs.arrays["category_benchmark"]
+        offset = np.zeros((*lead, inputs.sizes["n_categories"]))
+        if "category_z" in out:
+            free = inputs.arrays["free_category"]
+            slot = inputs.arrays["free_category_slot"]
+            offset[..., free] = out["sigma_category"][..., slot] * out["category_z"]
+        out["category_offset"] = offset
+    out.setdefault("ability_pop_loc", np.zeros((*lead, k)))
+    out.setdefault("ability_pop_scale", np.ones((*lead, k)))
+
+    dims = dict(SITE_DIMS)
+    dims.update(
+        {
+            "ability": ("model", "benchmark"),
+            "category_offset": ("category",),
+            "ability_pop_loc": ("benchmark",),
+            "ability_pop_scale": ("benchmark",),
+        }
+    )
+    out = {key: val.astype(np.float32) for key, val in out.items()}
+    return out, {key: dims[key] for key in out}
+
+
+__all__ = [
+    "MODELS",
+    "ModelInputs",
+    "ModelSpec",
+    "build_inputs",
+    "complete_abilities",
+    "contract_posterior",
+    "get_model",
+]

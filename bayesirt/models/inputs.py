@@ -1,0 +1,218 @@
+"""Turn validated data (``bayesirt.data.IRTData``) into the arrays and static sizes a model takes.
+
+The model functions see only what is built here: index arrays into the *training* items, the
+observed (model, benchmark) "cells" whose abilities are sampled, category bookkeeping and an
+optional PCA projection of the item embeddings. Everything is numpy; the inference module
+moves it to the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Arrays and static sizes for one model fit.
+
+    Attributes
+    ----------
+    arrays : dict of str to ndarray
+        Traced model arguments: ``obs_item`` (n_obs,), ``obs_cell`` (n_obs,), ``cell_model``
+        (n_cells,), ``cell_benchmark`` (n_cells,), ``cell_mask`` (n_models, n_benchmarks) float,
+        ``item_benchmark`` (n_items,), ``item_category`` (n_items,), ``free_category``
+        (n_free_categories,), ``free_category_slot`` (n_free_categories,), ``multi_benchmark``
+        (n_multi,), ``model_idx`` (n_obs,), ``item_embedding_pc`` (n_items, n_components).
+        Here ``n_items`` counts training items only.
+    sizes : dict of str to int
+        Static sizes bound into the model with ``functools.partial``.
+    response : ndarray
+        Observed 0/1 responses, int32 (n_obs,).
+    coords : dict of str to list of str
+        Labels for the plate dims (``model``, ``item``, ``benchmark``, ``category``,
+        ``component``, ``embedding_dim``).
+    constants : dict of str to ndarray
+        Arrays kept beside the draws (embedding projection, index arrays).
+    constant_dims : dict of str to tuple of str
+        Dims of ``constants``.
+    """
+
+    arrays: dict[str, np.ndarray]
+    sizes: dict[str, int]
+    response: np.ndarray
+    coords: dict[str, list[str]]
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    constant_dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _pca(embeddings: np.ndarray, n_components: int) -> dict[str, np.ndarray]:
+    """Principal components of the training item embeddings.
+
+    Parameters
+    ----------
+    embeddings : ndarray, shape (n_items, d)
+        Training item embeddings.
+    n_components : int
+        Number of components kept.
+
+    Returns
+    -------
+    dict
+        ``mean`` (d,), ``components`` (n_components, d), ``scale`` (n_components,) and the
+        standardised scores ``scores`` (n_items, n_components), each float32.
+    """
+    x = embeddings.astype(np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    # Economy SVD: 14k x 384 takes well under a second, no need for a randomised method.
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:n_components]
+    scores = centred @ components.T
+    scale = scores.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return {
+        "mean": mean.astype(np.float32),
+        "components": components.astype(np.float32),
+        "scale": scale.astype(np.float32),
+        "scores": (scores / scale).astype(np.float32),
+    }
+
+
+def build_inputs(data: Any, *, embedding_components: int = 0) -> ModelInputs:
+    """Build model inputs from training data.
+
+    Parameters
+    ----------
+    data : bayesirt.data.IRTData
+        Validated data; only training responses and training items are used.
+    embedding_components : int, default 0
+        Number of PCA components of the item embeddings to regress difficulty on; 0 disables
+        the embedding term.
+
+    Returns
+    -------
+    ModelInputs
+
+    Raises
+    ------
+    ValueError
+        If embeddings are requested but the data has none, or there are no responses.
+    """
+    n_models = int(data.n_models)
+    n_items = int(data.n_train_items)
+    n_benchmarks = int(data.n_benchmarks)
+    n_categories = int(data.n_categories)
+    model_idx = np.asarray(data.model_idx, dtype=np.int32)
+    item_idx = np.asarray(data.item_idx, dtype=np.int32)
+    response = np.asarray(data.response, dtype=np.int32)
+    if response.size == 0:
+        raise ValueError("no training responses: cannot fit a model to an empty data set")
+    if embedding_components < 0:
+        raise ValueError(f"embedding_components must be >= 0, got {embedding_components}")
+    item_benchmark = np.asarray(data.item_benchmark[:n_items], dtype=np.int32)
+    item_category = np.asarray(data.item_category[:n_items], dtype=np.int32)
+    category_benchmark = np.asarray(data.category_benchmark, dtype=np.int32)
+
+    # Abilities are sampled only for (model, benchmark) cells that have data; the rest are
+    # drawn afterwards from their conditional prior, which keeps prior-only directions out of
+    # the sampler's geometry.
+    obs_benchmark = item_benchmark[item_idx]
+    cell_key = model_idx.astype(np.int64) * n_benchmarks + obs_benchmark
+    cells, obs_cell = np.unique(cell_key, return_inverse=True)
+    cell_model = (cells // n_benchmarks).astype(np.int32)
+    cell_benchmark = (cells % n_benchmarks).astype(np.int32)
+    cell_mask = np.zeros((n_models, n_benchmarks), dtype=np.float32)
+    cell_mask[cell_model, cell_benchmark] = 1.0
+
+    # A category level is only identifiable in benchmarks that have two or more categories
+    # with training items; single-category benchmarks use the benchmark mean directly.
+    used_categories = np.unique(item_category)
+    per_benchmark = np.bincount(category_benchmark[used_categories], minlength=n_benchmarks)
+    multi_benchmark = np.flatnonzero(per_benchmark >= 2).astype(np.int32)
+    slot_of_benchmark = np.full(n_benchmarks, -1, dtype=np.int32)
+    slot_of_benchmark[multi_benchmark] = np.arange(multi_benchmark.size, dtype=np.int32)
+    free_category = used_categories[slot_of_benchmark[category_benchmark[used_categories]] >= 0]
+    free_category = free_category.astype(np.int32)
+    free_category_slot = slot_of_benchmark[category_benchmark[free_category]].astype(np.int32)
+
+    arrays: dict[str, np.ndarray] = {
+        "model_idx": model_idx,
+        "obs_item": item_idx,
+        "obs_cell": obs_cell.astype(np.int32),
+        "cell_model": cell_model,
+        "cell_benchmark": cell_benchmark,
+        "cell_mask": cell_mask,
+        "benchmark_cell_count": np.bincount(cell_benchmark, minlength=n_benchmarks).astype(
+            np.float32
+        ),
+        "item_benchmark": item_benchmark,
+        "item_category": item_category,
+        "category_benchmark": category_benchmark,
+        "free_category": free_category,
+        "free_category_slot": free_category_slot,
+        "multi_benchmark": multi_benchmark,
+    }
+    coords: dict[str, list[str]] = {
+        "model": list(data.model_ids),
+        "item": list(data.item_ids[:n_items]),
+        "benchmark": list(data.benchmark_ids),
+        "category": list(data.category_ids),
+    }
+    constants: dict[str, np.ndarray] = {
+        "model_idx": model_idx,
+        "item_idx": item_idx,
+        "item_benchmark": item_benchmark,
+        "item_category": item_category,
+        "category_benchmark": category_benchmark,
+    }
+    constant_dims: dict[str, tuple[str, ...]] = {
+        "model_idx": ("obs",),
+        "item_idx": ("obs",),
+        "item_benchmark": ("item",),
+        "item_category": ("item",),
+        "category_benchmark": ("category",),
+    }
+    if embedding_components:
+        if data.item_embeddings is None:
+            raise ValueError(
+                "embedding_components > 0 needs item embeddings (item_embeddings.npy in the "
+                "train dir), but the data has none"
+            )
+        emb = np.asarray(data.item_embeddings[:n_items])
+        if embedding_components > min(emb.shape):
+            raise ValueError(
+                f"embedding_components={embedding_components} exceeds the embedding shape "
+                f"{emb.shape}"
+            )
+        pca = _pca(emb, embedding_components)
+        arrays["item_embedding_pc"] = pca["scores"]
+        constants["embedding_pca_mean"] = pca["mean"]
+        constants["embedding_pca_components"] = pca["components"]
+        constants["embedding_pca_scale"] = pca["scale"]
+        constant_dims["embedding_pca_mean"] = ("embedding_dim",)
+        constant_dims["embedding_pca_components"] = ("component", "embedding_dim")
+        constant_dims["embedding_pca_scale"] = ("component",)
+        coords["component"] = [f"pc{i + 1}" for i in range(embedding_components)]
+        coords["embedding_dim"] = [str(i) for i in range(emb.shape[1])]
+    sizes = {
+        "n_models": n_models,
+        "n_items": n_items,
+        "n_benchmarks": n_benchmarks,
+        "n_categories": n_categories,
+        "n_cells": int(cells.size),
+        "n_components": int(embedding_components),
+        "n_obs": int(response.size),
+        "n_free_categories": int(free_category.size),
+        "n_multi": int(multi_benchmark.size),
+    }
+    return ModelInputs(
+        arrays=arrays,
+        sizes=sizes,
+        response=response,
+        coords=coords,
+        constants=constants,
+        constant_dims=constant_dims,
+    )

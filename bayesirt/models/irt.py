@@ -1,0 +1,288 @@
+r"""NumPyro item-response models: plain Rasch and 2PL, and the hierarchical ``hier2pl``.
+
+All models share one likelihood. For response :math:`y_{mj}` of model :math:`m` on item
+:math:`j` of benchmark :math:`k = k(j)`,
+
+.. math::
+
+    P(y_{mj} = 1) = g_k + (1 - g_k)\,\operatorname{logit}^{-1}\big(a_j(\theta_{mk} - b_j)\big),
+
+with :math:`g_k = 0` unless the guessing floor is switched on, and :math:`a_j = 1` for Rasch.
+
+``hier2pl``
+-----------
+* Benchmark level: :math:`\mu^b_k \sim N(0, 3)`, :math:`\sigma^b_k \sim N^+(2.5)`,
+  :math:`\mu^a_k \sim N(0, 1)`, :math:`\sigma^a_k \sim N^+(0.75)`.
+* Category level (only in benchmarks with two or more categories, e.g. MMLU-Pro subjects, BFCL
+  task types): :math:`\nu_c = \mu^b_{k(c)} + \sigma^c_{k(c)} \zeta_c`, :math:`\zeta_c \sim N(0, 1)`, :math:`\sigma^c_k \sim
+  N^+(1)`; elsewhere :math:`\nu_c = \mu^b_k`.
+* Items: :math:`b_j \sim N(\nu_{c(j)} + \beta_k^\top z_j, \sigma^b_k)` (centred: every item has
+  tens of responses), :math:`\log a_j = \mu^a_k + \sigma^a_k \epsilon_j` (non-centred: a single
+  item says little about its own slope). :math:`z_j` are standardised PCA scores of the item
+  embedding, :math:`\beta_k \sim N(0, s_\beta^2)`, :math:`s_\beta \sim N^+(0.5)` (optional).
+* Abilities: a one-factor model across benchmarks,
+  :math:`\theta_{mk} = \rho_k \eta_m + \sqrt{1 - \rho_k^2}\,\varepsilon_{mk}` with
+  :math:`\eta_m, \varepsilon_{mk} \sim N(0, 1)` and loadings :math:`\rho_k \sim
+  \mathrm{Beta}(2, 2)` on (0, 1). This is the brief's :math:`\theta_m + \delta_{mk}`,
+  :math:`\delta_{mk} \sim N(0, \tau_k)`, rescaled per benchmark to unit variance:
+  :math:`\rho_k = 1/\sqrt{1 + \tau_k^2}`; the benchmark's logit scale lives in :math:`\mu^a_k`.
+
+Identification
+--------------
+* Location and scale, hard: each benchmark's abilities are standardised over the models
+  observed on it (mean 0, sd 1 exactly), so the benchmark's location sits in :math:`\mu^b_k`
+  and its logit scale in the discriminations (:math:`\mu^a_k`). Category means are centred on
+  :math:`\mu^b_k` hierarchically (no free offset to trade against it).
+* Sign: loadings are positive (being good at one benchmark does not predict being bad at
+  another), which removes the mirror mode :math:`(\rho, \eta) \to (-\rho, -\eta)`.
+
+Parameterisation (why it mixes)
+-------------------------------
+The general ability :math:`\eta_m` is integrated out analytically: each model's vector of
+benchmark abilities has the multivariate normal prior :math:`N(0, D + \rho\rho^\top)`,
+:math:`D = \mathrm{diag}(1 - \rho^2)`, restricted to the benchmarks the model was observed on
+(Woodbury identities make this O(K) per model). The sampler therefore sees only centred
+abilities that the data pin down (hundreds of items per cell) and the loadings; the
+ridge :math:`\eta_m + \delta_{mk} = \text{const}` that made the plain non-centred form mix badly
+does not exist. Abilities of unobserved cells and :math:`\eta_m` are drawn afterwards from
+their exact conditional distribution (:func:`complete_abilities`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _likelihood(eta, guess_obs, y, n_obs):
+    """Bernoulli likelihood of the responses with an optional lower asymptote.
+
+    Parameters
+    ----------
+    eta : Array, shape (n_obs,)
+        Linear predictor :math:`a_j(\\theta_{mk} - b_j)`.
+    guess_obs : Array or None, shape (n_obs,)
+        Lower asymptote per observation; None means no guessing floor.
+    y : Array or None, shape (n_obs,)
+        Observed responses (None when sampling from the prior predictive).
+    n_obs : int
+        Number of observations (plate size).
+    """
+    if guess_obs is None:
+        logits = eta
+    else:
+        # log p and log(1 - p) of p = g + (1 - g) sigmoid(eta), without cancellation.
+        log_p = jnp.logaddexp(jnp.log(guess_obs), jnp.log1p(-guess_obs) + jax.nn.log_sigmoid(eta))
+        log_q = jnp.log1p(-guess_obs) + jax.nn.log_sigmoid(-eta)
+        logits = log_p - log_q
+    with numpyro.plate("obs", n_obs):
+        numpyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
+
+
+def _single_ability(data, n_models):
+    """One ability per model, N(0, 1): pins location and scale for the plain models."""
+    with numpyro.plate("model", n_models):
+        return numpyro.sample("theta", dist.Normal(0.0, 1.0))
+
+
+def rasch(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
+    """Rasch model with one ability per model and a global difficulty prior.
+
+    Parameters
+    ----------
+    data : dict of str to Array
+        ``model_idx`` (n_obs,), ``obs_item`` (n_obs,) (see ``ModelInputs``).
+    n_models, n_items, n_benchmarks, n_obs : int
+        Static sizes.
+    y : Array or None, shape (n_obs,)
+        Observed responses.
+    """
+    theta = _single_ability(data, n_models)
+    mu_b = numpyro.sample("mu_difficulty_global", dist.Normal(0.0, 3.0))
+    sigma_b = numpyro.sample("sigma_difficulty_global", dist.HalfNormal(2.5))
+    with numpyro.plate("item", n_items):
+        b = numpyro.sample("difficulty", dist.Normal(mu_b, sigma_b))
+    eta = theta[data["model_idx"]] - b[data["obs_item"]]
+    _likelihood(eta, None, y, n_obs)
+
+
+def twopl(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
+    """2PL with one ability per model and global item priors (log-normal discrimination).
+
+    Parameters
+    ----------
+    data : dict of str to Array
+        ``model_idx`` (n_obs,), ``obs_item`` (n_obs,).
+    n_models, n_items, n_benchmarks, n_obs : int
+        Static sizes.
+    y : Array or None, shape (n_obs,)
+        Observed responses.
+    """
+    theta = _single_ability(data, n_models)
+    mu_b = numpyro.sample("mu_difficulty_global", dist.Normal(0.0, 3.0))
+    sigma_b = numpyro.sample("sigma_difficulty_global", dist.HalfNormal(2.5))
+    mu_a = numpyro.sample("mu_log_discrimination_global", dist.Normal(0.0, 1.0))
+    sigma_a = numpyro.sample("sigma_log_discrimination_global", dist.HalfNormal(0.75))
+    with numpyro.plate("item", n_items):
+        b = numpyro.sample("difficulty", dist.Normal(mu_b, sigma_b))
+        z_a = numpyro.sample("log_discrimination_z", dist.Normal(0.0, 1.0))
+    log_a = numpyro.deterministic("log_discrimination", mu_a + sigma_a * z_a)
+    obs_item = data["obs_item"]
+    eta = jnp.exp(log_a[obs_item]) * (theta[data["model_idx"]] - b[obs_item])
+    _likelihood(eta, None, y, n_obs)
+
+
+def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks):
+    """Log density of observed-cell abilities under the one-factor prior, eta integrated out.
+
+    Parameters
+    ----------
+    ability_cell : Array, shape (n_cells,)
+        Abilities of the observed (model, benchmark) cells.
+    rho : Array, shape (n_benchmarks,)
+        Loadings in (0, 1).
+    data : dict of str to Array
+        ``cell_model``, ``cell_benchmark`` (n_cells,), ``cell_mask`` (n_models, n_benchmarks).
+    n_models, n_benchmarks : int
+        Static sizes.
+
+    Returns
+    -------
+    Array, shape ()
+        Sum over models of :math:`\\log N(x_m \\mid 0, D_S + r_S r_S^\\top)` over the model's
+        observed benchmarks S.
+    """
+    mask = data["cell_mask"]
+    x = jnp.zeros((n_models, n_benchmarks), dtype=ability_cell.dtype)
+    x = x.at[data["cell_model"], data["cell_benchmark"]].set(ability_cell)
+    d = 1.0 - rho**2
+    quad_d = jnp.sum(mask * x**2 / d, axis=1)
+    r_dx = jnp.sum(mask * rho * x / d, axis=1)
+    r_dr = jnp.sum(mask * rho**2 / d, axis=1)
+    log_det = jnp.sum(mask * jnp.log(d), axis=1) + jnp.log1p(r_dr)
+    n_obs_cells = jnp.sum(mask, axis=1)
+    quad = quad_d - r_dx**2 / (1.0 + r_dr)
+    return jnp.sum(-0.5 * (quad + log_det + n_obs_cells * LOG_2PI))
+
+
+def hier2pl(
+    data,
+    *,
+    n_models,
+    n_items,
+    n_benchmarks,
+    n_obs,
+    n_cells,
+    n_free_categories=0,
+    n_multi=0,
+    n_components=0,
+    guess=False,
+    y=None,
+    **_unused,
+):
+    """Hierarchical 2PL with benchmark and category priors and factor-structured abilities.
+
+    See the module docstring for the maths, identification and parameterisation.
+
+    Parameters
+    ----------
+    data : dict of str to Array
+        See ``bayesirt.models.inputs.ModelInputs``.
+    n_models, n_items, n_benchmarks, n_obs, n_cells : int
+        Static sizes (``n_items`` counts training items).
+    n_free_categories, n_multi : int
+        Number of categories in multi-category benchmarks, and of such benchmarks.
+    n_components : int
+        PCA components of the item embeddings in the difficulty prior mean (0: none).
+    guess : bool
+        Whether to add a per-benchmark lower asymptote (guessing floor).
+    y : Array or None, shape (n_obs,)
+        Observed responses.
+    """
+    with numpyro.plate("benchmark", n_benchmarks):
+        mu_b = numpyro.sample("mu_difficulty", dist.Normal(0.0, 3.0))
+        sigma_b = numpyro.sample("sigma_difficulty", dist.HalfNormal(2.5))
+        mu_a = numpyro.sample("mu_log_discrimination", dist.Normal(0.0, 1.0))
+        sigma_a = numpyro.sample("sigma_log_discrimination", dist.HalfNormal(0.75))
+        rho = numpyro.sample("rho", dist.Beta(2.0, 2.0))
+        if guess:
+            # Mean 0.05: most benchmarks are free-form; the data must argue for a floor.
+            g = numpyro.sample("guess", dist.Beta(1.0, 19.0))
+
+    category_mean = mu_b[data["category_benchmark"]]
+    if n_multi:
+        multi = data["multi_benchmark"]
+        with numpyro.plate("multi_benchmark", n_multi):
+            sigma_c = numpyro.sample("sigma_category", dist.HalfNormal(1.0))
+        slot = data["free_category_slot"]
+        # Non-centred: a benchmark has only a dozen or so categories, so sigma_category is
+        # poorly pinned and the centred form diverged in its funnel (measured).
+        with numpyro.plate("free_category", n_free_categories):
+            nu_z = numpyro.sample("category_z", dist.Normal(0.0, 1.0))
+        nu = mu_b[multi][slot] + sigma_c[slot] * nu_z
+        category_mean = category_mean.at[data["free_category"]].set(nu)
+
+    item_benchmark = data["item_benchmark"]
+    prior_mean = category_mean[data["item_category"]]
+    if n_components:
+        s_beta = numpyro.sample("embedding_coef_scale", dist.HalfNormal(0.5))
+        with numpyro.plate("benchmark", n_benchmarks, dim=-2):
+            with numpyro.plate("component", n_components, dim=-1):
+                beta_z = numpyro.sample("embedding_coef_z", dist.Normal(0.0, 1.0))
+        beta = numpyro.deterministic("embedding_coef", s_beta * beta_z)
+        prior_mean = prior_mean + jnp.sum(
+            beta[item_benchmark] * data["item_embedding_pc"], axis=-1
+        )
+
+    with numpyro.plate("item", n_items):
+        z_b = numpyro.sample("difficulty_z", dist.Normal(0.0, 1.0))
+        z_a = numpyro.sample("log_discrimination_z", dist.Normal(0.0, 1.0))
+    b = numpyro.deterministic("difficulty", prior_mean + sigma_b[item_benchmark] * z_b)
+    log_a = numpyro.deterministic(
+        "log_discrimination", mu_a[item_benchmark] + sigma_a[item_benchmark] * z_a
+    )
+
+    # Observed-cell abilities. The sampler moves free values x; the likelihood sees them
+    # standardised per benchmark over the models observed on it, u = (x - m_k) / s_k, so it
+    # cannot trade a shift or stretch of a benchmark's abilities against that benchmark's
+    # difficulty and discrimination means (the soft, prior-only identification that made the
+    # plain form mix badly). The density on x is f(u) g(m_k) h(s_k) / s_k^(n_k - 2): the last factor is the Jacobian of x -> (m, s, u), so u has exactly the
+    # factor prior f restricted to standardised vectors, and (m, s) are independent
+    # unit-scale nuisances that NUTS crosses in a few steps.
+    ability_cell = numpyro.sample(
+        "ability_cell",
+        dist.ImproperUniform(constraints.real, (), (n_cells,)),
+    )
+    cell_benchmark = data["cell_benchmark"]
+    count = data["benchmark_cell_count"]
+    standardised = count >= 2
+    total = jnp.zeros(n_benchmarks, ability_cell.dtype).at[cell_benchmark].add(ability_cell)
+    shift = jnp.where(standardised, total / jnp.maximum(count, 1.0), 0.0)
+    centred = ability_cell - shift[cell_benchmark]
+    sq = jnp.zeros(n_benchmarks, ability_cell.dtype).at[cell_benchmark].add(centred**2)
+    scale = jnp.where(standardised, jnp.sqrt(sq / jnp.maximum(count - 1.0, 1.0)), 1.0)
+    ability_std = numpyro.deterministic("ability_std", centred / scale[cell_benchmark])
+    # The nuisance widths match those of the mean and sd of n_k standard normal draws, so
+    # that moving them costs x about what moving one ability costs (no funnel in x-space).
+    n_k = jnp.maximum(count, 2.0)
+    nuisance = (
+        dist.Normal(0.0, 1.0 / jnp.sqrt(n_k)).log_prob(shift)
+        + dist.LogNormal(0.0, 1.0 / jnp.sqrt(2.0 * (n_k - 1.0))).log_prob(scale)
+        - (count - 2.0) * jnp.log(scale)
+    )
+    numpyro.factor(
+        "ability_prior",
+        factor_ability_logdensity(ability_std, rho, data, n_models, n_benchmarks)
+        + jnp.sum(jnp.where(standardised, nuisance, 0.0)),
+    )
+
+    obs_item = data["obs_item"]
+    eta = jnp.exp(log_a[obs_item]) * (ability_std[data["obs_cell"]] - b[obs_item])
+    guess_obs = g[item_benchmark[obs_item]] if guess else None
+    _likelihood(eta, guess_obs, y, n_obs)
