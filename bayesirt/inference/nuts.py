@@ -95,7 +95,9 @@ class FitConfig:
         if self.device not in ("auto", "cpu", "gpu"):
             raise ValueError(f"device must be auto, cpu or gpu, got {self.device!r}")
         if self.jit_model_args not in ("auto", True, False):
-            raise ValueError(f"jit_model_args must be auto, True or False, got {self.jit_model_args!r}")
+            raise ValueError(
+                f"jit_model_args must be auto, True or False, got {self.jit_model_args!r}"
+            )
         if self.embedding_components < 0:
             raise ValueError(
                 f"embedding_components must be >= 0, got {self.embedding_components!r}"

@@ -99,7 +99,7 @@ def complete_abilities(
     rho: np.ndarray,
     inputs: ModelInputs,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fill in abilities of unobserved cells and draw the general ability, per draw.
+    r"""Fill in abilities of unobserved cells and draw the general ability, per draw.
 
     Under the one-factor prior, :math:`\\eta_m \\mid x_{mS} \\sim N(v B, v)` with
     :math:`v = 1/(1 + \\sum_S \\rho_k^2/d_k)`, :math:`B = \\sum_S \\rho_k x_{mk}/d_k`, and an
@@ -189,7 +189,6 @@ def contract_posterior(
         # Abilities are standardised per benchmark, so a new model's ability is ~N(0, 1).
         out["ability"] = ability
         out["theta"] = general
-        cat_bench = inputs.arrays["category_benchmark"]
         offset = np.zeros((*lead, inputs.sizes["n_categories"]))
         if "category_z" in out:
             free = inputs.arrays["free_category"]
