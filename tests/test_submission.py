@@ -522,6 +522,7 @@ def test_bundle_output_equals_package_output(small_bundle, small_dir, tmp_path):
 # fresh numpy/scipy/pandas-only virtualenvs (needs the package registry; slow)
 
 PY310 = Path("/root/.pyenv/versions/3.10.13/bin/python3.10")
+PY313 = Path("/root/.pyenv/versions/3.13.0/bin/python3.13")
 
 
 def _base_python_312() -> Path:
@@ -555,7 +556,8 @@ def numpy_only_venv(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("base", [pytest.param(None, id="py312"), pytest.param(PY310, id="py310")])
+@pytest.mark.parametrize("base", [pytest.param(None, id="py312"), pytest.param(PY310, id="py310"),
+                                  pytest.param(PY313, id="py313")])
 def test_bundle_in_fresh_numpy_only_venv(base, numpy_only_venv, small_bundle, small_dir,
                                          tmp_path):
     py = numpy_only_venv(base or _base_python_312())
@@ -569,7 +571,8 @@ def test_bundle_in_fresh_numpy_only_venv(base, numpy_only_venv, small_bundle, sm
     rep = evaluate(small_bundle.path, small_dir, budgets=(0, 0.05), policy="both", python=py,
                    time_limit=600, predictions_dir=preds, strict_imports=False)
     assert rep.foreign_modules == ()
-    assert rep.python_version.startswith("3.10" if base == PY310 else "3.12")
+    expect = {PY310: "3.10", PY313: "3.13"}.get(base, "3.12")
+    assert rep.python_version.startswith(expect)
     for name in ("none_0.csv", "adaptive_0.05.csv", "random_0.05.csv"):
         run, p, _ = _package_predictions(small_dir, small_bundle.path, tmp_path, preds / name)
         got = run["predicted_probability"].to_numpy()
