@@ -1,0 +1,436 @@
+"""Command line: argument parsing, process-global JAX settings, and nothing else.
+
+Each subcommand parses its arguments, sets what must be set before JAX starts, and calls one
+function of the package. Errors a user can fix (bad files, bad options) print one line and
+exit with status 2; ``--strict`` failures exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  bayesirt info  data/                        summarise a data set (train/ test/ layout)
+  bayesirt fit   data/ --out posterior.nc     fit hier2pl by NUTS (4 chains x 1000 draws)
+  bayesirt diagnose posterior.nc --out report.html --test-dir data/test
+  bayesirt predict  posterior.nc data/test --out predictions.csv
+  bayesirt acquire  posterior.nc data/test --budget 500 --out pairs.csv
+  bayesirt bundle   posterior.nc --out submission.zip
+  bayesirt evaluate submission.zip data/      judge the ZIP as the competition would
+  bayesirt demo                               all of the above on the bundled data set
+"""
+
+
+def _configure_jax(device: str, chains: int) -> None:
+    """Set process-global JAX options; must run before JAX is imported anywhere.
+
+    Parameters
+    ----------
+    device : str
+        ``auto``, ``cpu`` or ``gpu``.
+    chains : int
+        Number of chains: on the CPU each chain gets its own host device so chains run in
+        parallel threads instead of in lockstep.
+    """
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        n = max(1, min(chains, os.cpu_count() or 1))
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from bayesirt import data
+
+    print(data.summarize(data.load(args.data, args.test_dir)))
+    return 0
+
+
+def _fit_and_save(args: argparse.Namespace, data_path: Path, out: Path) -> tuple[int, dict]:
+    """Fit, print the convergence summary, save; return (exit status, headline)."""
+    _configure_jax(args.device, args.chains)
+    import jax
+
+    from bayesirt import data as _data
+    from bayesirt import posteriors
+    from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
+
+    irt_data = _data.load(data_path)
+    config = FitConfig(
+        model=args.model,
+        chains=args.chains,
+        warmup=args.warmup,
+        draws=args.draws,
+        max_tree_depth=args.max_tree_depth,
+        target_accept=args.target_accept,
+        device=args.device,
+        guess=args.guess,
+        embedding_components=args.embedding_components,
+        log_likelihood=args.log_likelihood,
+        progress=not args.no_progress,
+        seed=args.seed,
+    ).validate()
+    print(
+        f"fitting {config.model} to {irt_data.n_obs:,} responses "
+        f"({irt_data.n_models} models x {irt_data.n_train_items:,} items, "
+        f"{irt_data.n_benchmarks} benchmarks): {config.chains} chains x "
+        f"{config.warmup} warmup + {config.draws} draws, seed {config.seed}",
+        flush=True,
+    )
+    result = fit(jax.random.key(args.seed), irt_data, config)
+    headline = convergence_headline(result.posterior, result.sample_stats, result.max_tree_depth)
+    text, passed = format_headline(
+        headline, wall_seconds=result.provenance["sampling_wall_seconds"]
+    )
+    print(text)
+    path = posteriors.save(result, out)
+    print(f"posterior written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return (1 if args.strict and not passed else 0), headline
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    status, _ = _fit_and_save(args, Path(args.data), Path(args.out))
+    return status
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from bayesirt.diagnostics import run_diagnose
+
+    summary = run_diagnose(
+        args.posterior,
+        args.out,
+        json_path=args.json,
+        test_dir=args.test_dir,
+        strict=args.strict,
+        rhat_max=args.rhat_max,
+        ess_min=args.ess_min,
+        bfmi_min=args.bfmi_min,
+        progress=not args.no_progress,
+    )
+    print(f"report written to {args.out}")
+    if summary.failures:
+        print("convergence problems:")
+        for line in summary.failures:
+            print(f"  - {line}")
+    else:
+        print("convergence checks passed")
+    return 1 if args.strict and not summary.passed else 0
+
+
+def _write_csv(path: str, columns: dict) -> None:
+    import pandas as pd
+
+    pd.DataFrame(columns).to_csv(path, index=False)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from bayesirt import pipeline
+
+    table = pipeline.predict(
+        args.posterior,
+        args.test_dir,
+        train_dir=args.train_dir,
+        labeled=args.labeled,
+        progress=not args.no_progress,
+    )
+    _write_csv(args.out, table)
+    print(f"{len(table['item_id']):,} predictions written to {args.out}")
+    return 0
+
+
+def _cmd_acquire(args: argparse.Namespace) -> int:
+    from bayesirt import pipeline
+
+    table = pipeline.acquire(
+        args.posterior,
+        args.test_dir,
+        budget=args.budget,
+        method=args.method,
+        train_dir=args.train_dir,
+        labeled=args.labeled,
+        progress=not args.no_progress,
+    )
+    _write_csv(args.out, table)
+    print(f"top {len(table['rank']):,} pairs to label written to {args.out}")
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from bayesirt.submission import build_bundle
+
+    info = build_bundle(
+        args.posterior, args.out, max_draws=args.draws or "auto", acquisition=args.acquisition
+    )
+    print(info)
+    return 0
+
+
+def _parse_budgets(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--budgets must be comma-separated fractions like 0,0.02,0.05, got {text!r}"
+        ) from None
+    if not values or any(not 0 <= v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"budgets must be fractions in [0, 1), got {text!r}")
+    return values
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from bayesirt.submission import evaluate
+
+    report = evaluate(
+        args.submission,
+        args.data,
+        budgets=args.budgets,
+        policy=args.policy,
+        python=args.python,
+        time_limit=args.time_limit,
+        json_out=args.json,
+        seed=args.seed,
+    )
+    print(report.table())
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from bayesirt.submission import split_dataset
+
+    out = split_dataset(args.data, args.out, test_frac=args.test_frac, seed=args.seed)
+    print(f"data folder written to {out} (train/ test/ reference/)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bayesirt import data as _data
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = _data.bundled_dataset()
+    started = time.perf_counter()
+
+    def step(title: str) -> None:
+        print(f"\n== {title}  [{time.perf_counter() - started:.0f} s]", flush=True)
+
+    step(f"data: {root.name} (bundled with the package)")
+    print(_data.summarize(_data.load(root)))
+
+    step("fit: hier2pl by NUTS")
+    posterior = out / "posterior.nc"
+    fit_args = argparse.Namespace(
+        model="hier2pl",
+        chains=4,
+        warmup=args.warmup,
+        draws=args.draws,
+        max_tree_depth=10,
+        target_accept=0.8,
+        device=args.device,
+        guess=False,
+        embedding_components=0,
+        log_likelihood=True,
+        no_progress=args.no_progress,
+        seed=args.seed,
+        strict=False,
+    )
+    _fit_and_save(fit_args, root, posterior)
+
+    step("diagnose: ArviZ report")
+    from bayesirt.diagnostics import run_diagnose
+
+    report = out / "report.html"
+    summary = run_diagnose(
+        posterior, report, json_path=out / "summary.json", test_dir=root / "test",
+        progress=not args.no_progress,
+    )
+    print(f"report: {report}  ({'PASS' if summary.passed else 'FAIL'})")
+    for line in summary.failures:
+        print(f"  - {line}")
+
+    step("bundle: competition submission")
+    from bayesirt.submission import build_bundle, evaluate
+
+    bundle = out / "submission.zip"
+    print(build_bundle(posterior, bundle))
+
+    step("evaluate: the ZIP judged as the platform would (new items, revealed labels)")
+    evaluation = evaluate(
+        bundle, root, budgets=(0.0, 0.05, 0.10), policy="both", json_out=out / "evaluation.json"
+    )
+    print(evaluation.table())
+    step(f"done: open {report} in a browser")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bayesirt`` argument parser (exposed for tests and docs)."""
+    from bayesirt import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bayesirt",
+        description=(
+            "Hierarchical Bayesian IRT for AI evaluation: fit by NUTS, diagnose, predict "
+            "P(correct) for models on NEW items, pick what to label next, and package a "
+            "competition submission."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bayesirt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    p = add("info", "summarise a data set", "Print models, items, benchmarks, density, base "
+            "rates and test pairs of a data set: a folder with train/ (and test/), a train "
+            "dir, or one long-form CSV/Parquet file of model_id,item_id,response[,benchmark].")
+    p.add_argument("data", help="data root, train dir, or long-form CSV/Parquet file")
+    p.add_argument("--test-dir", help="test dir (default: test/ beside train/ when present)")
+    p.set_defaults(func=_cmd_info)
+
+    def add_fit_options(p: argparse.ArgumentParser, *, draws: int, warmup: int) -> None:
+        from bayesirt.models import MODELS
+
+        p.add_argument("--model", default="hier2pl", choices=sorted(MODELS),
+                       help="model: " + "; ".join(f"{k}: {v.description}"
+                                                  for k, v in sorted(MODELS.items())))
+        p.add_argument("--chains", type=int, default=4, help="number of chains")
+        p.add_argument("--warmup", type=int, default=warmup, help="warm-up iterations per chain")
+        p.add_argument("--draws", type=int, default=draws, help="kept draws per chain")
+        p.add_argument("--seed", type=int, default=0, help="seed; same seed + device = same draws")
+        p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
+                       help="auto uses the GPU when JAX sees one")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = add("fit", "fit a model by NUTS and save the posterior NetCDF",
+            "Fit an IRT model by NUTS (NumPyro) and write the posterior as one NetCDF file "
+            "(ArviZ DataTree). Prints R-hat, ESS, divergences and tree-depth hits at the end.")
+    p.add_argument("data", help="data root (with train/), train dir, or long-form file")
+    p.add_argument("--out", required=True, help="posterior file to write (.nc)")
+    add_fit_options(p, draws=1000, warmup=1000)
+    p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS tree-depth limit")
+    p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
+    p.add_argument("--guess", action="store_true",
+                   help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")
+    p.add_argument("--embedding-components", type=int, default=0, metavar="P",
+                   help="hier2pl: regress difficulty on P PCA components of item embeddings")
+    p.add_argument("--log-likelihood", action="store_true",
+                   help="store pointwise log-likelihood (for LOO; chains x draws x obs floats)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 unless R-hat <= 1.01, ESS >= 400 and no divergences")
+    p.set_defaults(func=_cmd_fit)
+
+    p = add("diagnose", "write the HTML diagnostic report of a posterior",
+            "Convergence (R-hat, ESS, MCSE, divergences, BFMI, trace/rank plots), posterior "
+            "predictive checks, abilities, PSIS-LOO and, with --test-dir, held-out metrics: "
+            "one self-contained HTML file.")
+    p.add_argument("posterior", help="posterior NetCDF written by `bayesirt fit`")
+    p.add_argument("--out", required=True, help="HTML report to write")
+    p.add_argument("--json", help="also write the headline numbers as JSON")
+    p.add_argument("--test-dir", help="test dir with ../reference/ground_truth.csv")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a threshold fails")
+    p.add_argument("--rhat-max", type=float, default=1.01)
+    p.add_argument("--ess-min", type=float, default=400)
+    p.add_argument("--bfmi-min", type=float, default=0.3)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_diagnose)
+
+    def add_predict_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("posterior", help="posterior NetCDF (or flat artifact)")
+        p.add_argument("test_dir", help="dir with test_pairs.csv and test_items.csv")
+        p.add_argument("--train-dir", help="train dir (default: train/ beside the test dir)")
+        p.add_argument("--labeled", help="CSV of revealed labels: model_id,item_id,label")
+        p.add_argument("--out", required=True, help="CSV to write")
+        p.add_argument("--no-progress", action="store_true")
+
+    p = add("predict", "predict P(correct) for the test pairs",
+            "Posterior predictive probabilities for every test pair: new items are integrated "
+            "over their benchmark prior within each draw; revealed labels condition exactly.")
+    add_predict_options(p)
+    p.set_defaults(func=_cmd_predict)
+
+    p = add("acquire", "rank test pairs to label next (mutual information)",
+            "Score test pairs by posterior mutual information (BALD) or expected information "
+            "about the other test pairs (EPIG), spread over items, and write the top N.")
+    add_predict_options(p)
+    p.add_argument("--budget", type=int, required=True, help="number of pairs to choose")
+    p.add_argument("--method", default="bald", choices=("bald", "epig"))
+    p.set_defaults(func=_cmd_acquire)
+
+    p = add("bundle", "package a competition submission ZIP",
+            "Write model.py, labeling.py, the numpy-only runtime and the thinned posterior "
+            "(NetCDF3) into a ZIP that runs without JAX.")
+    p.add_argument("posterior", help="posterior NetCDF written by `bayesirt fit`")
+    p.add_argument("--out", required=True, help="ZIP to write")
+    p.add_argument("--draws", type=int, default=0, help="draws kept (0: automatic)")
+    p.add_argument("--acquisition", default="bald", choices=("bald", "epig"))
+    p.set_defaults(func=_cmd_bundle)
+
+    p = add("evaluate", "judge a submission ZIP locally, as the platform would",
+            "Unzip safely, run train / score_pairs / predict in a subprocess under a time "
+            "limit, reveal labels at each budget, and score the unrevealed pairs beside "
+            "three baselines.")
+    p.add_argument("submission", help="submission ZIP")
+    p.add_argument("data", help="data root with train/, test/ and reference/ground_truth.csv")
+    p.add_argument("--budgets", type=_parse_budgets, default=(0.0, 0.02, 0.05, 0.10),
+                   help="label budgets as fractions of test pairs")
+    p.add_argument("--policy", default="both", choices=("adaptive", "random", "both"))
+    p.add_argument("--python", help="interpreter to run the submission with")
+    p.add_argument("--time-limit", type=float, default=3600, help="seconds for train+predict")
+    p.add_argument("--json", help="write the metrics as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = add("split", "make a competition-layout data folder from long-form responses",
+            "Hold out a fraction of each benchmark's items as NEW test items and write "
+            "train/, test/ and reference/.")
+    p.add_argument("data", help="anything `bayesirt info` reads")
+    p.add_argument("--out", required=True, help="folder to create")
+    p.add_argument("--test-frac", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_split)
+
+    p = add("demo", "run the whole pipeline on the bundled data set",
+            "fit -> diagnose -> bundle -> evaluate on the small real data set shipped with "
+            "the package (30 models x 601 items, 5 benchmarks).")
+    p.add_argument("--out", default="demo-output", help="folder for every output")
+    p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayesirt`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "fit" and args.command != "demo":
+        # Commands that may touch JAX indirectly still get a sane CPU default.
+        _configure_jax(getattr(args, "device", "auto"), 1)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"bayesirt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bayesirt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
