@@ -355,7 +355,8 @@ def evaluate(
         predicted_probability as returned, before clipping; revealed 0/1; label), rows in
         test_pairs.csv order.
     verbose : bool, optional
-        Print the runner's progress lines to stderr.
+        Pass the child's stderr (the runner's progress lines) through to this process's
+        stderr as it runs; otherwise it is kept and shown only on failure.
 
     Returns
     -------
@@ -445,7 +446,9 @@ def evaluate(
             try:
                 proc = subprocess.run(
                     [python, "-I", str(runner_dir / "runner.py"), str(job_path)],
-                    cwd=sub, env=_child_env(tmp), stdout=log, stderr=subprocess.STDOUT,
+                    # verbose: the runner's progress lines (stderr) appear as they happen.
+                    cwd=sub, env=_child_env(tmp), stdout=log,
+                    stderr=None if verbose else subprocess.STDOUT,
                     timeout=time_limit, check=False,
                 )
             except subprocess.TimeoutExpired:
@@ -456,8 +459,6 @@ def evaluate(
                     + _tail(log_path)
                 ) from None
         wall = time.perf_counter() - t0
-        if verbose:
-            print(_tail(log_path, 20000), file=sys.stderr, end="")
         if proc.returncode != 0:
             err_file = out_dir / "error.json"
             if err_file.is_file():
