@@ -1,7 +1,7 @@
 """Held-out metrics on NEW test items: log-loss, ROC-AUC, Brier, reliability and ECE.
 
-Predictions come from ``bayesirt.predictive.predict_test_dir`` (the agreed entry point); when
-that is not importable yet, :func:`heldout_predictions` says so and the report shows why the
+Predictions come from ``bayesirt.pipeline.predict`` (the same path as ``bayesirt predict``); when
+they cannot be made, :func:`heldout_predictions` says so and the report shows why the
 section is empty instead of failing.
 """
 
@@ -144,32 +144,13 @@ def heldout_predictions(
         Columns ``model_id``, ``item_id``, ``predicted_probability``, or None with the
         reason the predictions are not available.
     """
-    try:
-        from bayesirt import predictive
-    except ImportError as exc:
-        return None, f"bayesirt.predictive is not importable ({exc})"
-    if not hasattr(predictive, "predict_test_dir") or not hasattr(predictive, "load_flat"):
-        return None, "bayesirt.predictive.predict_test_dir is not available yet"
+    from bayesirt import pipeline
     from bayesirt.posteriors import write_flat
 
     with tempfile.TemporaryDirectory(prefix="bayesirt-diag-") as tmp:
         flat = write_flat(tree, Path(tmp) / "flat.nc", max_draws=400)
-        draws = predictive.load_flat(flat)
-        result = predictive.predict_test_dir(draws, str(paths["train_dir"]),
-                                             str(paths["test_dir"]))
-    pairs = pd.read_csv(paths["test_dir"] / "test_pairs.csv", dtype=str)
-    if isinstance(result, pd.DataFrame):
-        frame = result
-    elif isinstance(result, list | tuple) and result and isinstance(result[0], dict):
-        frame = pd.DataFrame(result)
-    else:
-        arr = np.asarray(result, dtype=np.float64).ravel()
-        if len(arr) != len(pairs):
-            raise ValueError(
-                f"predict_test_dir returned {len(arr)} values for {len(pairs)} test pairs "
-                f"({posterior_path})"
-            )
-        frame = pairs.assign(predicted_probability=arr)
+        result = pipeline.predict(flat, paths["test_dir"], train_dir=paths["train_dir"])
+    frame = pd.DataFrame(result)
     if "predicted_probability" not in frame:
         raise ValueError(f"predictions lack predicted_probability (columns {list(frame)})")
     return frame[["model_id", "item_id", "predicted_probability"]], ""
