@@ -118,12 +118,12 @@ def _flat_facts(path: Path) -> dict:
 
     nc = netcdf_file(path, mode="r", mmap=False)
     try:
-        attrs = nc._attributes  # scipy keeps global attributes here
+        # scipy exposes the file's global attributes as instance attributes.
         facts = {
-            "schema": int(attrs.get("bayesirt_flat_schema", -1)),
-            "model_name": _s(attrs.get("model_name", b"")),
-            "config": _s(attrs.get("config", b"{}")),
-            "fingerprint": _s(attrs.get("fingerprint", b"")),
+            "schema": int(getattr(nc, "bayesirt_flat_schema", -1)),
+            "model_name": _s(getattr(nc, "model_name", b"")),
+            "config": _s(getattr(nc, "config", b"{}")),
+            "fingerprint": _s(getattr(nc, "fingerprint", b"")),
             "n_draws": int(nc.dimensions.get("sample") or 0),
             "variables": sorted(nc.variables),
         }
