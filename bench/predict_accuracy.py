@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=None,
                     help="several acquisition methods to compare (default: --method)")
     ap.add_argument("--skip-adaptive", action="store_true")
-    ap.add_argument("--item-draws", type=int, default=64)
+    ap.add_argument("--item-draws", type=int, default=32)
     args = ap.parse_args()
     data = Path(args.data_dir)
     set_name = data.name.replace("_", "-")
