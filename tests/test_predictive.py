@@ -165,6 +165,26 @@ def test_quadrature_matches_brute_force_within_one_draw(n_labels):
     assert np.max(np.abs(p - ref)) <= 1e-4
 
 
+def test_quadrature_handles_wide_priors_and_skewed_discrimination():
+    """A real hier2pl draw: sd_difficulty 2.6, sd_log_discrimination 0.92, 25 noisy labels."""
+    rng = np.random.default_rng(12)
+    M = 30
+    one = np.ones((1, 1))
+    draws = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=["i0"], benchmark_ids=["b"],
+        ability=rng.normal(0, 0.9, (1, M, 1)), difficulty=np.zeros((1, 1)),
+        mu_difficulty=0.88 * one, sigma_difficulty=2.6 * one,
+        mu_log_discrimination=-0.42 * one, sigma_log_discrimination=0.92 * one,
+        ability_pop_loc=0 * one, ability_pop_scale=one, item_benchmark=[0])
+    for n_labels in (0, 25):
+        labs = [(m, int(rng.integers(0, 2))) for m in range(5, 5 + n_labels)]
+        labels = ([f"m{m}" for m, _ in labs], ["n"] * n_labels, [y for _, y in labs])
+        p = predict_pairs(draws, [f"m{m}" for m in range(5)], ["n"] * 5,
+                          new_items={"n": ItemInfo("b")}, labels=labels)
+        ref = [brute_force_new_item(draws, 0, m, 0, labels=labs)[0] for m in range(5)]
+        assert np.max(np.abs(p - ref)) <= 1e-4
+
+
 def test_quadrature_matches_monte_carlo():
     """Brute-force Monte Carlo (4M prior draws) agrees within 1e-4 + 4 MC standard errors."""
     rng = np.random.default_rng(4)
