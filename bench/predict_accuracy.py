@@ -90,6 +90,7 @@ def main() -> None:
                     help="several acquisition methods to compare (default: --method)")
     ap.add_argument("--skip-adaptive", action="store_true")
     ap.add_argument("--item-draws", type=int, default=32)
+    ap.add_argument("--note", default="", help="how the posterior was made (goes in --out)")
     args = ap.parse_args()
     data = Path(args.data_dir)
     set_name = data.name.replace("_", "-")
@@ -145,7 +146,7 @@ def main() -> None:
              f"Posterior: `{args.posterior}` ({draws.n_draws} draws, model "
              f"{draws.attrs.get('model_name', '?')}); predictions by `predict_pairs` "
              f"(item_draws={args.item_draws}); scored on the unrevealed test pairs as in "
-             "docs/peers.md.", "",
+             "docs/peers.md.", *([args.note] if args.note else []), "",
              "| system | k=0 log-loss | k=0 AUC | k=3 log-loss | k=3 AUC | k=10 log-loss | "
              "k=10 AUC | predict s (k=10) |", "|---|---|---|---|---|---|---|---|"]
     ours = "| **bayesirt** | " + " | ".join(
