@@ -60,10 +60,14 @@ __all__ = [
     "ItemInfo",
     "PosteriorDraws",
     "ReweightingWarning",
+    "acquire_test_dir",
     "load_flat",
     "new_items_from_arrays",
     "predict_pairs",
+    "predict_test_dir",
+    "read_labels_csv",
     "read_new_items",
+    "read_pairs_csv",
     "save_flat",
     "score_pairs",
 ]
@@ -784,7 +788,7 @@ def _parse_labels(labels: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.nd
             ys.append(rec[key])
         triple = (models, items, ys)
     elif isinstance(labels, (list, tuple)) and len(labels) == 3 and _is_column(labels[0]) and (
-        _is_column(labels[2]) and (len(labels[2]) == 0 or not isinstance(labels[2][0], str))
+        _is_column(labels[2]) and all(_numeric_like(v) for v in labels[2])
     ):
         triple = labels
     elif isinstance(labels, (list, tuple)) and all(
@@ -813,6 +817,16 @@ def _parse_labels(labels: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.nd
             )
         ys[i] = int(f)
     return models, items, ys
+
+
+def _numeric_like(v: Any) -> bool:
+    if isinstance(v, (str, bytes)):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return not _is_column(v)
 
 
 def _is_column(x: Any) -> bool:
@@ -1532,3 +1546,224 @@ def _greedy_order(
     score = np.empty(n)
     score[np.asarray(full, dtype=np.int64)] = n - np.arange(n, dtype=np.float64)
     return score
+
+
+# ----------------------------------------------------------------------------------------------
+# Folder-level helpers (what `bayesirt predict` / `bayesirt acquire` call)
+# ----------------------------------------------------------------------------------------------
+
+_LABEL_KEYS = ("response", "label", "correct", "is_correct", "y", "value")
+
+
+def read_pairs_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``model_id,item_id`` rows (e.g. ``test_pairs.csv``).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    model_ids, item_ids : ndarray of str (object), shape (n,)
+
+    Raises
+    ------
+    ValueError
+        On missing columns or blank ids (naming the file and row).
+    """
+    path = os.fspath(path)
+    models, items = [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        for need in ("model_id", "item_id"):
+            if need not in cols:
+                raise ValueError(f"{path}: missing column {need!r} (columns: {cols})")
+        for row_no, row in enumerate(reader, start=2):
+            m, i = (row["model_id"] or "").strip(), (row["item_id"] or "").strip()
+            if not m or not i:
+                raise ValueError(f"{path} row {row_no}: blank model_id or item_id")
+            models.append(m)
+            items.append(i)
+    return np.asarray(models, dtype=object), np.asarray(items, dtype=object)
+
+
+def read_labels_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read labelled pairs: ``model_id,item_id`` and one label column.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV whose label column is one of response, label, correct, is_correct, y, value.
+
+    Returns
+    -------
+    model_ids, item_ids : ndarray of str (object), shape (n,)
+    labels : ndarray of int8, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        On a missing label column (naming the columns seen) or a label other than 0/1.
+    """
+    path = os.fspath(path)
+    models, items = read_pairs_csv(path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        key = next((k for k in _LABEL_KEYS if k in (reader.fieldnames or [])), None)
+        if key is None:
+            raise ValueError(
+                f"{path}: no label column (one of {', '.join(_LABEL_KEYS)}); columns seen: "
+                f"{reader.fieldnames}"
+            )
+        raw = [row[key] for row in reader]
+    try:
+        _, _, y = _parse_labels((models, items, raw), path)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(f"{path} row ", f"{path} data row ")) from exc
+    return models, items, y
+
+
+def _as_draws(posterior: PosteriorDraws | str | os.PathLike[str]) -> PosteriorDraws:
+    if isinstance(posterior, PosteriorDraws):
+        return posterior
+    return load_flat(posterior)
+
+
+def predict_test_dir(
+    posterior: PosteriorDraws | str | os.PathLike[str],
+    test_dir: str | os.PathLike[str],
+    *,
+    labeled: str | os.PathLike[str] | Any = None,
+    evidence: Any = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Predict every row of ``test_dir/test_pairs.csv``; optionally write the CSV.
+
+    Parameters
+    ----------
+    posterior : PosteriorDraws or path
+        Draws, or the flat artifact's path (a DataTree file must be flattened first with
+        ``bayesirt.posteriors.write_flat``).
+    test_dir : path
+        Folder with ``test_items.csv``, ``test_pairs.csv`` and optionally
+        ``test_item_embeddings.npy``.
+    labeled : path or labels, optional
+        Revealed labels: a CSV (see :func:`read_labels_csv`) or any form ``predict_pairs``
+        accepts.
+    evidence : optional
+        Extra responses, as in :func:`predict_pairs`.
+    out : path, optional
+        Write ``model_id,item_id,predicted_probability`` rows in test_pairs order.
+    progress : bool
+        tqdm bar over items, and a one-line summary on stdout.
+    **kwargs
+        Passed to :func:`predict_pairs` (``quad_nodes``, ``item_draws``, ...).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_pairs,)
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        From the readers and :func:`predict_pairs`.
+    """
+    draws = _as_draws(posterior)
+    test_dir = os.fspath(test_dir)
+    new_items = read_new_items(os.path.join(test_dir, "test_items.csv"),
+                               os.path.join(test_dir, "test_item_embeddings.npy"))
+    models, items = read_pairs_csv(os.path.join(test_dir, "test_pairs.csv"))
+    labels = labeled
+    if isinstance(labeled, (str, os.PathLike)):
+        labels = read_labels_csv(labeled)
+    p = predict_pairs(draws, models, items, new_items=new_items, labels=labels,
+                      evidence=evidence, progress=progress, **kwargs)
+    if out is not None:
+        _write_rows(out, ("model_id", "item_id", "predicted_probability"),
+                    zip(models.tolist(), items.tolist(), (f"{x:.6g}" for x in p.tolist()),
+                        strict=True))
+    if progress:
+        n_lab = 0 if labels is None else len(_parse_labels(labels, "labels")[0])
+        print(f"predicted {p.size:,} pairs on {len(set(items.tolist())):,} items with "
+              f"{n_lab:,} revealed labels; mean p {p.mean():.3f}"
+              + (f"; wrote {os.fspath(out)}" if out is not None else ""))
+    return p
+
+
+def acquire_test_dir(
+    posterior: PosteriorDraws | str | os.PathLike[str],
+    test_dir: str | os.PathLike[str],
+    *,
+    budget: int,
+    labeled: str | os.PathLike[str] | Any = None,
+    method: str = "bald",
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose the ``budget`` test pairs to label next (batch-aware, one shot).
+
+    Parameters
+    ----------
+    posterior, test_dir, labeled, progress
+        As in :func:`predict_test_dir`; already-labelled pairs are not candidates.
+    budget : int
+        Number of pairs to choose (>= 1).
+    method : {"bald", "epig"}
+        See :func:`score_pairs`.
+    out : path, optional
+        Write ``rank,model_id,item_id,score`` rows (rank 1 = label first).
+    **kwargs
+        Passed to :func:`score_pairs`.
+
+    Returns
+    -------
+    model_ids, item_ids : ndarray of str (object), shape (min(budget, n_candidates),)
+        The chosen pairs, best first.
+
+    Raises
+    ------
+    ValueError
+        If ``budget`` < 1, and as :func:`predict_test_dir`.
+    """
+    if int(budget) != budget or budget < 1:
+        raise ValueError(f"budget must be a positive integer, got {budget!r}")
+    draws = _as_draws(posterior)
+    test_dir = os.fspath(test_dir)
+    new_items = read_new_items(os.path.join(test_dir, "test_items.csv"),
+                               os.path.join(test_dir, "test_item_embeddings.npy"))
+    models, items = read_pairs_csv(os.path.join(test_dir, "test_pairs.csv"))
+    labels = labeled
+    if isinstance(labeled, (str, os.PathLike)):
+        labels = read_labels_csv(labeled)
+    lab_m, lab_i, _ = _parse_labels(labels, "labels")
+    done = set(zip(lab_m.tolist(), lab_i.tolist(), strict=True))
+    cand = np.asarray([(m, i) not in done for m, i in zip(models.tolist(), items.tolist(),
+                                                          strict=True)], dtype=bool)
+    models, items = models[cand], items[cand]
+    scores = score_pairs(draws, models, items, new_items=new_items, labels=labels,
+                         method=method, batch_aware=True, budget=int(budget),
+                         progress=progress, **kwargs)
+    top = np.argsort(-scores, kind="stable")[: int(budget)]
+    if out is not None:
+        _write_rows(out, ("rank", "model_id", "item_id", "score"),
+                    ((r + 1, models[t], items[t], f"{scores[t]:.6g}")
+                     for r, t in enumerate(top.tolist())))
+    if progress:
+        print(f"chose {top.size:,} of {models.size:,} candidate pairs on "
+              f"{len(set(items[top].tolist())):,} items ({method}, batch-aware)"
+              + (f"; wrote {os.fspath(out)}" if out is not None else ""))
+    return models[top], items[top]
+
+
+def _write_rows(path: str | os.PathLike[str], header: Sequence[str], rows: Any) -> None:
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)  # atomic: a half-written predictions file never appears

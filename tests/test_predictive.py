@@ -10,9 +10,11 @@ from bayesirt.predictive import (
     ItemInfo,
     PosteriorDraws,
     ReweightingWarning,
+    acquire_test_dir,
     load_flat,
     new_items_from_arrays,
     predict_pairs,
+    predict_test_dir,
     read_new_items,
     save_flat,
     score_pairs,
@@ -446,3 +448,29 @@ def test_revealed_labels_match_a_nuts_refit(rng_key):
     p0 = predict_pairs(draws, [f"m{m}" for m in targets], ["new"] * targets.size,
                        new_items={"new": ItemInfo("b")}, max_draws=None, item_draws=None)
     assert np.max(np.abs(p0 - p_refit)) > 4 * np.max(np.abs(p - p_refit))
+
+
+def test_folder_helpers_write_predictions_and_acquisitions(tmp_path, world):
+    test = tmp_path / "test"
+    test.mkdir()
+    (test / "test_items.csv").write_text(
+        "item_id,item_text,benchmark,category\nn1,x,b0,c0\nn2,y,b1,\n")
+    np.save(test / "test_item_embeddings.npy", np.zeros((2, 6), dtype=np.float32))
+    (test / "test_pairs.csv").write_text(
+        "model_id,item_id\nm0,n1\nm1,n1\nm2,n1\nm0,n2\nm3,n2\nghost,n2\n")
+    (tmp_path / "lab.csv").write_text("model_id,item_id,label\nm1,n1,1\nm3,n2,0\n")
+    flat = tmp_path / "post.nc"
+    save_flat(world, flat)
+    p = predict_test_dir(flat, test, labeled=tmp_path / "lab.csv", out=tmp_path / "pred.csv")
+    rows = (tmp_path / "pred.csv").read_text().splitlines()
+    assert rows[0] == "model_id,item_id,predicted_probability" and len(rows) == 7
+    assert np.all(np.isfinite(p)) and p.shape == (6,)
+    p0 = predict_test_dir(world, test)
+    assert not np.allclose(p, p0)  # the labels moved the predictions
+    m, i = acquire_test_dir(world, test, budget=3, labeled=tmp_path / "lab.csv",
+                            out=tmp_path / "acq.csv")
+    assert len(m) == 3 and ("m1", "n1") not in set(zip(m, i, strict=True))
+    assert (tmp_path / "acq.csv").read_text().splitlines()[0] == "rank,model_id,item_id,score"
+    (tmp_path / "bad.csv").write_text("model_id,item_id,outcome\nm1,n1,1\n")
+    with pytest.raises(ValueError, match="columns seen"):
+        predict_test_dir(world, test, labeled=tmp_path / "bad.csv")
