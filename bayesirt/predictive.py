@@ -848,6 +848,8 @@ class _Engine:
         max_draws: int | None,
         min_ess: float,
         item_draws: int | None = 32,
+        neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+        n_neighbours: int = 20,
     ) -> None:
         if isinstance(quad_nodes, (int, np.integer)):
             quad_nodes = (int(quad_nodes), 13)
@@ -905,6 +907,10 @@ class _Engine:
                 self.extra_models.append(m)
 
         self.new_mean = self._new_item_means(new_items)
+        self.new_sd_scale = np.ones(len(self.new_ids))
+        self.neighbour_fit: dict[str, tuple[float, float]] = {}
+        if neighbours is not None and self.new_ids:
+            self._neighbour_prior(new_items, neighbours, int(n_neighbours))
         self._nodes(q_b, q_l)
 
         # Label arrays as indices; "known" = known item (its params are in the draws).
@@ -992,6 +998,84 @@ class _Engine:
                 coef = d.embedding_coef[:, self.new_bench[idx], :]  # (S, n, P)
                 mean[:, idx] += np.einsum("snp,np->sn", coef, z)
         return mean
+
+    def _neighbour_prior(self, new_items: Mapping[str, ItemInfo],
+                         neighbours: tuple[Sequence[str], np.ndarray], n_nb: int) -> None:
+        """Empirical-Bayes nearest-neighbour refinement of new items' difficulty prior.
+
+        The model's prior mean for an item (benchmark mean + category offset + embedding
+        regression) leaves a residual ``r_j = difficulty_j - mean_j`` on the fitted items.
+        Items with similar embeddings have similar residuals beyond what a linear
+        regression on a few PCA components captures. Per benchmark, regress each fitted
+        item's posterior-mean residual on the mean residual of its ``n_nb`` most
+        cosine-similar fitted items (leave-one-out, up to 2,000 items): slope ``lambda_k`` in
+        [0, 1] and residual-sd ratio ``rho_k`` in [0.3, 1]. A new item's prior mean then
+        gains ``lambda_k * mean(r of its neighbours)`` and its prior sd is scaled by
+        ``rho_k``. Only training items and the new item's own embedding are used.
+        """
+        if n_nb < 1:
+            raise ValueError(f"n_neighbours must be >= 1, got {n_nb}")
+        ids, emb = neighbours
+        emb = np.asarray(emb, dtype=np.float32)
+        ids = [str(i) for i in ids]
+        if emb.ndim != 2 or emb.shape[0] != len(ids):
+            raise ValueError(
+                f"neighbours: embeddings shape {emb.shape} does not match {len(ids)} item ids")
+        if not np.all(np.isfinite(emb)):
+            raise ValueError("neighbours: embeddings have non-finite values")
+        d = self.d
+        rows = np.asarray([self.item_index.get(i, -1) for i in ids])
+        ok = rows >= 0
+        J = len(d.item_ids)
+        E = np.zeros((J, emb.shape[1]), dtype=np.float32)
+        have = np.zeros(J, dtype=bool)
+        E[rows[ok]] = emb[ok]
+        have[rows[ok]] = True
+        E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        # Posterior-mean residual of each fitted item around the model's own prior mean.
+        kb = d.item_benchmark
+        m = d.mu_difficulty.mean(0)[kb]
+        if d.category_offset is not None and d.item_category is not None:
+            cat = d.item_category
+            m = m + np.where(cat >= 0, d.category_offset.mean(0)[np.maximum(cat, 0)], 0.0)
+        if d.embedding_coef is not None and have.any():
+            if emb.shape[1] != d.embedding_pca_mean.shape[0]:  # type: ignore[union-attr]
+                raise ValueError(
+                    f"neighbours: embeddings have {emb.shape[1]} dims, the posterior's "
+                    f"projection expects {d.embedding_pca_mean.shape[0]}")  # type: ignore
+            z = ((np.asarray(emb[ok], np.float64) - d.embedding_pca_mean)
+                 @ d.embedding_pca_components.T) / d.embedding_pca_scale  # type: ignore
+            coef = d.embedding_coef.mean(0)
+            m[rows[ok]] += np.einsum("np,np->n", coef[kb[rows[ok]]], z)
+        r = d.difficulty.mean(0) - m
+        for k in range(len(d.benchmark_ids)):
+            pool = np.flatnonzero((kb == k) & have)
+            targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
+                       and new_items[self.new_ids[n]].embedding is not None]
+            if pool.size < n_nb + 2 or not targets:
+                continue
+            est = pool[_even_index(pool.size, min(pool.size, 2000))]
+            sim = E[est] @ E[pool].T
+            sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
+            x = r[pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]]].mean(axis=1)
+            y = r[est]
+            lam = float(np.clip((x @ y) / max(x @ x, 1e-12), 0.0, 1.0))
+            rho = float(np.clip(np.sqrt(np.mean((y - lam * x) ** 2) / max(np.mean(y**2), 1e-12)),
+                                0.3, 1.0))
+            self.neighbour_fit[d.benchmark_ids[k]] = (lam, rho)
+            q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
+                          .reshape(-1) for n in targets])
+            if q.shape[1] != E.shape[1]:
+                raise ValueError(
+                    f"new item {self.new_ids[targets[0]]!r}: embedding has {q.shape[1]} dims, "
+                    f"the neighbour embeddings have {E.shape[1]}")
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            for lo in range(0, len(targets), 1024):
+                sim = q[lo:lo + 1024] @ E[pool].T
+                nb = pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]]
+                idx = np.asarray(targets[lo:lo + 1024])
+                self.new_mean[:, idx] += lam * r[nb].mean(axis=1)[None, :]
+                self.new_sd_scale[idx] = rho
 
     def _nodes(self, q_b: int, q_l: int) -> None:
         """Trapezoid grids in standardised coordinates (u_b over +-6, u_l over +-4).
@@ -1094,7 +1178,8 @@ class _Engine:
                      zl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Difficulty and discrimination of new item j at nodes (zb, zl): two (len(sub), N)."""
         k = self.new_bench[j]
-        b = self.new_mean[sub, j][:, None] + self.sd_b[sub, k][:, None] * zb[None, :]
+        sd = self.sd_b[sub, k] * self.new_sd_scale[j]
+        b = self.new_mean[sub, j][:, None] + sd[:, None] * zb[None, :]
         al = np.exp(self.mu_l[sub, k][:, None] + self.sd_l[sub, k][:, None] * zl[None, :])
         return b, al
 
@@ -1324,6 +1409,8 @@ def predict_pairs(
     max_draws: int | None = 1000,
     item_draws: int | None = 32,
     min_ess: float = 20.0,
+    neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+    n_neighbours: int = 20,
     progress: bool = False,
 ) -> np.ndarray:
     """Posterior predictive P(correct) for (model, item) pairs.
@@ -1357,6 +1444,12 @@ def predict_pairs(
         quadrature (None: all). Known items always use every kept draw.
     min_ess : float
         Effective-sample-size floor of the importance weights before the fallbacks apply.
+    neighbours : (item_ids, embeddings), optional
+        Embeddings ``(n, d)`` of fitted (training) items, by id. When given, a new item's
+        difficulty prior is refined by its ``n_neighbours`` most similar fitted items
+        (empirical Bayes, see ``_Engine._neighbour_prior``); new items need embeddings.
+    n_neighbours : int
+        Neighbours per new item.
     progress : bool
         Show a tqdm bar over items (when tqdm is installed).
 
@@ -1380,7 +1473,7 @@ def predict_pairs(
     """
     models, items = _as_pairs(model_ids, item_ids)
     eng = _Engine(draws, models, items, new_items, labels, evidence, quad_nodes, max_draws,
-                  min_ess, item_draws)
+                  min_ess, item_draws, neighbours, n_neighbours)
     out = np.empty(models.shape[0])
     groups = _group_by_item(items)
     for item, rows in _progress(groups, len(groups), progress, "predict"):
@@ -1407,6 +1500,8 @@ def score_pairs(
     max_draws: int | None = 1000,
     item_draws: int | None = 16,
     min_ess: float = 20.0,
+    neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+    n_neighbours: int = 20,
     max_targets: int = 48,
     progress: bool = False,
 ) -> np.ndarray:
@@ -1417,7 +1512,7 @@ def score_pairs(
     draws : PosteriorDraws
     model_ids, item_ids : sequence of str, length n
         Candidate pairs.
-    new_items, labels, evidence, max_draws, min_ess, progress
+    new_items, labels, evidence, max_draws, min_ess, neighbours, n_neighbours, progress
         As in :func:`predict_pairs`.
     quad_nodes : (int, int) or int
         As in :func:`predict_pairs`; default (33, 9): a ranking needs less precision.
@@ -1455,7 +1550,7 @@ def score_pairs(
     models, items = _as_pairs(model_ids, item_ids)
     n = models.shape[0]
     eng = _Engine(draws, models, items, new_items, labels, evidence, quad_nodes, max_draws,
-                  min_ess, item_draws)
+                  min_ess, item_draws, neighbours, n_neighbours)
     raw = np.zeros(n)
     fisher = np.zeros(n)
     groups = _group_by_item(items)

@@ -90,6 +90,8 @@ def main() -> None:
                     help="several acquisition methods to compare (default: --method)")
     ap.add_argument("--skip-adaptive", action="store_true")
     ap.add_argument("--item-draws", type=int, default=32)
+    ap.add_argument("--neighbours", type=int, default=0,
+                    help="use the nearest-neighbour prior with this many neighbours (0: off)")
     ap.add_argument("--note", default="", help="how the posterior was made (goes in --out)")
     args = ap.parse_args()
     data = Path(args.data_dir)
@@ -121,12 +123,18 @@ def main() -> None:
                     [int(tr["response"][n]) for n in extra])
         print(f"evidence: {len(extra)} training responses the posterior lacks")
 
+    nb_kw = {}
+    if args.neighbours:
+        train_ids = read_csv(data / "train/train_items.csv")["item_id"]
+        nb_kw = {"neighbours": (train_ids, np.load(data / "train/item_embeddings.npy")),
+                 "n_neighbours": args.neighbours}
+
     def run(labels_idx: np.ndarray) -> tuple[float, float, float]:
         labels = (models[labels_idx], items[labels_idx], y[labels_idx]) if labels_idx.size \
             else None
         t0 = time.perf_counter()
         p = predict_pairs(draws, models, items, new_items=new_items, labels=labels,
-                          evidence=evidence, item_draws=args.item_draws)
+                          evidence=evidence, item_draws=args.item_draws, **nb_kw)
         wall = time.perf_counter() - t0
         mask = np.ones(models.size, bool)
         mask[labels_idx] = False
@@ -145,7 +153,8 @@ def main() -> None:
     lines = [f"# bayesirt.predictive on {set_name} (bench/predict_accuracy.py)", "",
              f"Posterior: `{args.posterior}` ({draws.n_draws} draws, model "
              f"{draws.attrs.get('model_name', '?')}); predictions by `predict_pairs` "
-             f"(item_draws={args.item_draws}); scored on the unrevealed test pairs as in "
+             f"(item_draws={args.item_draws}, neighbours={args.neighbours}); scored on the "
+             "unrevealed test pairs as in "
              "docs/peers.md.", *([args.note] if args.note else []), "",
              "| system | k=0 log-loss | k=0 AUC | k=3 log-loss | k=3 AUC | k=10 log-loss | "
              "k=10 AUC | predict s (k=10) |", "|---|---|---|---|---|---|---|---|"]
@@ -178,7 +187,7 @@ def main() -> None:
         for meth in methods:
             t0 = time.perf_counter()
             s = score_pairs(draws, models, items, new_items=new_items, evidence=evidence,
-                            method=meth, batch_aware=True)
+                            method=meth, batch_aware=True, **nb_kw)
             t_score = time.perf_counter() - t0
             order = np.argsort(-s, kind="stable")
             for b in args.budgets:

@@ -474,3 +474,26 @@ def test_folder_helpers_write_predictions_and_acquisitions(tmp_path, world):
     (tmp_path / "bad.csv").write_text("model_id,item_id,outcome\nm1,n1,1\n")
     with pytest.raises(ValueError, match="columns seen"):
         predict_test_dir(world, test, labeled=tmp_path / "bad.csv")
+
+
+def test_neighbour_prior_moves_new_items_towards_similar_fitted_items():
+    rng = np.random.default_rng(13)
+    S, M, J, d = 50, 5, 300, 8
+    centres = rng.normal(size=(2, d)) * 3
+    cluster = np.arange(J) % 2
+    emb = centres[cluster] + rng.normal(size=(J, d))
+    diff = np.where(cluster == 1, 1.5, -1.5) + 0.3 * rng.normal(size=J)
+    ones = np.ones((S, 1))
+    draws = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=["b"], ability=rng.normal(0, 0.05, (S, M, 1)),
+        difficulty=diff[None] + 0.05 * rng.normal(size=(S, J)),
+        mu_difficulty=diff.mean() * ones, sigma_difficulty=diff.std() * ones,
+        ability_pop_loc=0 * ones, ability_pop_scale=ones, item_benchmark=np.zeros(J, int))
+    new = {"hard": ItemInfo("b", None, centres[1]), "easy": ItemInfo("b", None, centres[0])}
+    args = (draws, ["m0", "m0"], ["hard", "easy"])
+    p0 = predict_pairs(*args, new_items=new)
+    p1 = predict_pairs(*args, new_items=new,
+                       neighbours=([f"i{j}" for j in range(J)], emb), n_neighbours=10)
+    assert abs(p0[0] - p0[1]) < 1e-9  # without neighbours the two items look alike
+    assert p1[0] < 0.3 < 0.7 < p1[1]  # with them, the hard one is hard and the easy one easy
