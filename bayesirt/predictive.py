@@ -67,6 +67,7 @@ __all__ = [
     "predict_test_dir",
     "read_labels_csv",
     "read_new_items",
+    "read_neighbours",
     "read_pairs_csv",
     "save_flat",
     "score_pairs",
@@ -1717,6 +1718,37 @@ def read_labels_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarra
     except ValueError as exc:
         raise ValueError(str(exc).replace(f"{path} row ", f"{path} data row ")) from exc
     return models, items, y
+
+
+def read_neighbours(
+    train_dir: str | os.PathLike[str],
+) -> tuple[list[str], np.ndarray] | None:
+    """Read the fitted items' ids and embeddings for the ``neighbours`` option.
+
+    Parameters
+    ----------
+    train_dir : path
+        Folder with ``train_items.csv`` and ``item_embeddings.npy`` (rows in CSV order).
+
+    Returns
+    -------
+    (item_ids, embeddings) or None
+        None when ``item_embeddings.npy`` is absent.
+
+    Raises
+    ------
+    ValueError
+        If the embedding rows do not match the items.
+    """
+    train_dir = os.fspath(train_dir)
+    path = os.path.join(train_dir, "item_embeddings.npy")
+    if not os.path.exists(path):
+        return None
+    ids = list(read_new_items(os.path.join(train_dir, "train_items.csv")))
+    emb = np.load(path)
+    if emb.ndim != 2 or emb.shape[0] != len(ids):
+        raise ValueError(f"{path}: shape {emb.shape} does not match {len(ids)} items")
+    return ids, emb
 
 
 def _as_draws(posterior: PosteriorDraws | str | os.PathLike[str]) -> PosteriorDraws:

@@ -15,6 +15,7 @@ from bayesirt.predictive import (
     new_items_from_arrays,
     predict_pairs,
     predict_test_dir,
+    read_neighbours,
     read_new_items,
     save_flat,
     score_pairs,
@@ -497,3 +498,9 @@ def test_neighbour_prior_moves_new_items_towards_similar_fitted_items():
                        neighbours=([f"i{j}" for j in range(J)], emb), n_neighbours=10)
     assert abs(p0[0] - p0[1]) < 1e-9  # without neighbours the two items look alike
     assert p1[0] < 0.3 < 0.7 < p1[1]  # with them, the hard one is hard and the easy one easy
+
+
+def test_read_neighbours_on_the_bundled_data(small_dir, tmp_path):
+    ids, emb = read_neighbours(small_dir / "train")
+    assert len(ids) == emb.shape[0] == 512 and ids[0].count(":") >= 1
+    assert read_neighbours(tmp_path) is None
