@@ -39,3 +39,17 @@ def rng_key():
 def small_dir() -> Path:
     """The bundled real-multibench-small data set (train/, test/, reference/, reveal/)."""
     return SMALL
+
+
+@pytest.fixture
+def numpyro_lenient():
+    """Standard promotion while NumPyro samples.
+
+    NumPyro's own distributions (Bernoulli.log_prob's logical_xor, Beta's Dirichlet) rely on
+    implicit dtype and rank promotion, so fits run under JAX's default rules; our own JAX code
+    is tested outside this fixture under the strict settings.
+    """
+    import jax
+
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield

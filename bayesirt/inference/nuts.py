@@ -202,7 +202,8 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
     sample_key, complete_key = jax.random.split(rng_key)
     with jax.default_device(devices[0]):
         arrays = {key: jnp.asarray(val) for key, val in inputs.arrays.items()}
-        y = jnp.asarray(inputs.response)
+        # float32 responses: Bernoulli.log_prob multiplies them with float logits.
+        y = jnp.asarray(inputs.response, dtype=jnp.float32)
         started = time.perf_counter()
         mcmc.run(
             sample_key,

@@ -70,6 +70,7 @@ def get_model(name: str) -> ModelSpec:
 # Trailing dims of the raw sites each model samples (chain and draw come first).
 SITE_DIMS: dict[str, tuple[str, ...]] = {
     "theta": ("model",),
+    "theta_free": ("model",),
     "difficulty": ("item",),
     "log_discrimination_z": ("item",),
     "difficulty_z": ("item",),

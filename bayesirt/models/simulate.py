@@ -123,7 +123,8 @@ def simulate(
             rows = observed[:, k]
             ability[rows, k] = _standardise(raw[rows, k])
     else:
-        theta = rng.standard_normal(n_models)
+        # The plain models standardise abilities over all models, so the truth must be too.
+        theta = _standardise(rng.standard_normal(n_models))
         ability = np.repeat(theta[:, None], n_bench, axis=1)
 
     # Items, categories.

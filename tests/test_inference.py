@@ -1,0 +1,141 @@
+import jax
+import numpy as np
+import pytest
+
+from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
+from bayesirt.inference.nuts import select_devices
+from bayesirt.models.simulate import simulate
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "nope"}, "unknown model 'nope'"),
+        ({"chains": 0}, "chains must be a positive integer, got 0"),
+        ({"draws": 2.5}, "draws must be a positive integer"),
+        ({"warmup": -1}, "warmup must be a non-negative integer"),
+        ({"target_accept": 1.0}, "target_accept must be in"),
+        ({"device": "tpu"}, "device must be auto, cpu or gpu"),
+        ({"model": "rasch", "guess": True}, "does not take option 'guess'"),
+        ({"embedding_components": -2}, "embedding_components must be >= 0"),
+    ],
+)
+def test_config_validation_names_the_bad_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FitConfig(**kwargs).validate()
+
+
+def test_gpu_request_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="sees no GPU"):
+        select_devices("gpu")
+
+
+def _tiny():
+    data, truth = simulate(np.random.default_rng(7), "hier2pl", n_models=8,
+                           items_per_benchmark=(12, 12), categories_per_benchmark=(2, 1))
+    return data, truth
+
+
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_same_key_same_draws_and_other_key_other_draws(rng_key):
+    data, _ = _tiny()
+    cfg = FitConfig(chains=2, warmup=40, draws=20, progress=False)
+    a = fit(rng_key, data, cfg)
+    b = fit(rng_key, data, cfg)
+    c = fit(jax.random.fold_in(rng_key, 1), data, cfg)
+    for name in ("difficulty", "ability", "mu_difficulty"):
+        np.testing.assert_array_equal(a.posterior[name], b.posterior[name])
+    assert not np.array_equal(a.posterior["difficulty"], c.posterior["difficulty"])
+    # Shapes and labels follow the contract.
+    assert a.posterior["ability"].shape == (2, 20, 8, 2)
+    assert a.dims["ability"] == ("model", "benchmark")
+    assert a.coords["item"] == list(data.item_ids[: data.n_train_items])
+    assert a.sample_stats["tree_depth"].shape == (2, 20)
+    assert a.provenance["gradient_evaluations"] == int(a.sample_stats["n_steps"].sum())
+
+
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_log_likelihood_matches_the_likelihood_formula(rng_key):
+    data, _ = _tiny()
+    res = fit(rng_key, data, FitConfig(chains=1, warmup=30, draws=10, progress=False,
+                                       log_likelihood=True))
+    post = res.posterior
+    ability = post["ability"][0][:, data.model_idx, data.item_benchmark[data.item_idx]]
+    eta = np.exp(post["log_discrimination"][0][:, data.item_idx]) * (
+        ability - post["difficulty"][0][:, data.item_idx]
+    )
+    expected = np.where(data.response == 1, -np.logaddexp(0, -eta), -np.logaddexp(0, eta))
+    np.testing.assert_allclose(res.log_likelihood[0], expected, atol=2e-4)
+
+
+def test_headline_flags_a_bad_fit():
+    rng = np.random.default_rng(0)
+    good = {"x": rng.normal(size=(4, 500, 3))}
+    bad = {"x": rng.normal(size=(4, 500, 3)) + np.arange(4)[:, None, None]}
+    stats = {"diverging": np.zeros((4, 500), bool), "tree_depth": np.full((4, 500), 3)}
+    _, ok = format_headline(convergence_headline(good, stats, 10))
+    text, not_ok = format_headline(convergence_headline(bad, stats, 10))
+    assert ok and not not_ok
+    assert "NOT converged" in text and "FAIL" in text
+
+
+def _interval_coverage(draws, truth, lo=0.05, hi=0.95):
+    q = np.quantile(draws.reshape(-1, draws.shape[-1]), [lo, hi], axis=0)
+    return np.mean((truth >= q[0]) & (truth <= q[1]))
+
+
+@pytest.mark.parametrize("name", ["rasch", "2pl", "hier2pl"])
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_recovery_central_90_intervals_cover_the_truth(name, rng_key):
+    from arviz_stats.base import array_stats
+
+    data, truth = simulate(np.random.default_rng(11), name, n_models=24,
+                           items_per_benchmark=(60, 60, 60), categories_per_benchmark=(3, 1, 1))
+    res = fit(rng_key, data, FitConfig(model=name, chains=4, warmup=400, draws=300,
+                                       progress=False))
+    checked = {"difficulty": truth["difficulty"]}
+    if name != "rasch":
+        checked["log_discrimination"] = truth["log_discrimination"]
+    observed = truth["observed_cell"]
+    ability = res.posterior["ability"][..., observed] if name == "hier2pl" else (
+        res.posterior["ability"][..., 0])
+    checked_draws = {key: res.posterior[key] for key in checked}
+    checked_draws["ability"] = ability
+    checked["ability"] = truth["ability"][observed] if name == "hier2pl" else (
+        truth["ability"][:, 0])
+
+    # ESS gate: interval endpoints need enough effective draws to mean anything.
+    for key, draws in checked_draws.items():
+        ess = array_stats.ess(np.moveaxis(draws, -1, 0), method="tail", prob=0.05)
+        assert ess.min() > 50, f"{name}: tail-ESS of {key} only {ess.min():.0f}"
+    covered = np.concatenate([
+        ((checked[k] >= np.quantile(d.reshape(-1, d.shape[-1]), 0.05, axis=0))
+         & (checked[k] <= np.quantile(d.reshape(-1, d.shape[-1]), 0.95, axis=0)))
+        for k, d in checked_draws.items()
+    ])
+    assert 0.85 <= covered.mean() <= 0.95, f"{name}: coverage {covered.mean():.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_simulation_based_calibration_hier2pl(rng_key):
+    """Ranks of prior draws among posterior draws are uniform (Talts et al. 2018)."""
+    from scipy.stats import chisquare
+
+    n_reps, n_keep = 40, 99
+    ranks = {"mu_difficulty": [], "difficulty": [], "ability": [], "sigma_difficulty": []}
+    for rep in range(n_reps):
+        data, truth = simulate(np.random.default_rng(1000 + rep), "hier2pl", n_models=8,
+                               items_per_benchmark=(10, 10), categories_per_benchmark=(2, 1),
+                               disjoint_models=True, from_prior=True)
+        res = fit(jax.random.fold_in(rng_key, rep), data,
+                  FitConfig(chains=1, warmup=300, draws=n_keep * 4, progress=False))
+        post = {k: v[0, ::4] for k, v in res.posterior.items()}
+        ranks["mu_difficulty"].append((post["mu_difficulty"][:, 0] < truth["mu_difficulty"][0]).sum())
+        ranks["sigma_difficulty"].append(
+            (post["sigma_difficulty"][:, 1] < truth["sigma_difficulty"][1]).sum())
+        ranks["difficulty"].append((post["difficulty"][:, 0] < truth["difficulty"][0]).sum())
+        ranks["ability"].append((post["ability"][:, 0, 0] < truth["ability"][0, 0]).sum())
+    for key, values in ranks.items():
+        counts = np.bincount(np.asarray(values) * 5 // (n_keep + 1), minlength=5)
+        assert chisquare(counts).pvalue > 0.001, f"{key}: rank histogram {counts}"

@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from bayesirt.models import MODELS, build_inputs, complete_abilities, contract_posterior, get_model
+from bayesirt.models.simulate import simulate
+
+
+def test_registry_names_and_unknown_model_message():
+    assert set(MODELS) == {"rasch", "2pl", "hier2pl"}
+    with pytest.raises(ValueError, match="unknown model 'hier3pl'.*2pl, hier2pl, rasch"):
+        get_model("hier3pl")
+
+
+def test_factor_density_matches_multivariate_normal_on_observed_subsets():
+    import jax.numpy as jnp
+
+    from bayesirt.models.irt import factor_ability_logdensity
+
+    rng = np.random.default_rng(1)
+    n_models, n_bench = 6, 4
+    mask = rng.random((n_models, n_bench)) < 0.6
+    mask[np.arange(n_models), rng.integers(0, n_bench, n_models)] = True
+    cell_model, cell_bench = np.nonzero(mask)
+    x = rng.normal(size=cell_model.size)
+    rho = rng.uniform(0.1, 0.9, n_bench)
+    data = {
+        "cell_model": jnp.asarray(cell_model, dtype=jnp.int32),
+        "cell_benchmark": jnp.asarray(cell_bench, dtype=jnp.int32),
+        "cell_mask": jnp.asarray(mask, dtype=jnp.float32),
+    }
+    got = float(
+        factor_ability_logdensity(
+            jnp.asarray(x, dtype=jnp.float32), jnp.asarray(rho, dtype=jnp.float32), data,
+            n_models, n_bench,
+        )
+    )
+    cov = np.diag(1 - rho**2) + np.outer(rho, rho)
+    expected = 0.0
+    for m in range(n_models):
+        rows = cell_model == m
+        ks = cell_bench[rows]
+        expected += multivariate_normal(np.zeros(ks.size), cov[np.ix_(ks, ks)]).logpdf(x[rows])
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_build_inputs_cells_categories_and_pca():
+    data, _ = simulate(
+        np.random.default_rng(0), "hier2pl", n_models=8, items_per_benchmark=(10, 12),
+        categories_per_benchmark=(3, 1),
+    )
+    inputs = build_inputs(data)
+    a = inputs.arrays
+    # Every observation points at the cell of its own model and benchmark.
+    obs_bench = a["item_benchmark"][a["obs_item"]]
+    assert np.array_equal(a["cell_model"][a["obs_cell"]], a["model_idx"])
+    assert np.array_equal(a["cell_benchmark"][a["obs_cell"]], obs_bench)
+    assert a["cell_mask"].sum() == inputs.sizes["n_cells"]
+    # Only the three-category benchmark gets a free category level.
+    assert list(a["multi_benchmark"]) == [0]
+    assert inputs.sizes["n_free_categories"] == len(np.unique(a["item_category"][:10]))
+    with pytest.raises(ValueError, match="needs item embeddings"):
+        build_inputs(data, embedding_components=2)
+
+
+def test_pca_projection_reproduces_training_scores(small_dir):
+    from bayesirt.data import load
+
+    data = load(small_dir)
+    inputs = build_inputs(data, embedding_components=4)
+    c = inputs.constants
+    emb = data.item_embeddings[: data.n_train_items]
+    z = ((emb - c["embedding_pca_mean"]) @ c["embedding_pca_components"].T) / c[
+        "embedding_pca_scale"
+    ]
+    np.testing.assert_allclose(z, inputs.arrays["item_embedding_pc"], atol=1e-4)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_complete_abilities_keeps_observed_cells_and_fills_from_the_conditional():
+    data, _ = simulate(np.random.default_rng(2), "hier2pl", n_models=5,
+                       items_per_benchmark=(5, 5, 5), coverage=0.5)
+    inputs = build_inputs(data)
+    n_cells = inputs.sizes["n_cells"]
+    draws = 20_000
+    ability_cell = np.broadcast_to(np.linspace(-1, 1, n_cells), (1, draws, n_cells))
+    rho = np.full((1, draws, 3), 0.6)
+    ability, general = complete_abilities(np.random.default_rng(3), ability_cell, rho, inputs)
+    mask = inputs.arrays["cell_mask"].astype(bool)
+    observed = ability[0, 0][mask]
+    assert np.allclose(
+        observed,
+        ability_cell[0, 0][np.argsort(inputs.arrays["cell_model"] * 3
+                                      + inputs.arrays["cell_benchmark"])],
+    )
+    # Unobserved cell mean = rho * E[eta | x]; variance = rho^2 Var[eta | x] + 1 - rho^2.
+    m, k = np.argwhere(~mask)[0]
+    rows = inputs.arrays["cell_model"] == m
+    x = ability_cell[0, 0][rows]
+    d = 1 - 0.6**2
+    v = 1 / (1 + rows.sum() * 0.36 / d)
+    mean = 0.6 * v * (0.6 * x / d).sum()
+    var = 0.36 * v + d
+    assert ability[0, :, m, k].mean() == pytest.approx(mean, abs=0.03)
+    assert ability[0, :, m, k].var() == pytest.approx(var, rel=0.05)
+    assert general.shape == (1, draws, 5)
+
+
+@pytest.mark.parametrize("name", ["rasch", "2pl", "hier2pl"])
+def test_contract_posterior_names_and_shapes(name):
+    data, _ = simulate(np.random.default_rng(4), name, n_models=4, items_per_benchmark=(6, 6),
+                       categories_per_benchmark=(2, 1))
+    inputs = build_inputs(data)
+    s = inputs.sizes
+    rng = np.random.default_rng(0)
+    lead = (2, 3)
+    samples = {
+        "difficulty": rng.normal(size=(*lead, s["n_items"])),
+    }
+    if name == "hier2pl":
+        samples.update(
+            ability_cell=rng.normal(size=(*lead, s["n_cells"])),
+            ability_std=rng.normal(size=(*lead, s["n_cells"])),
+            rho=rng.uniform(0.2, 0.8, size=(*lead, 2)),
+            log_discrimination=rng.normal(size=(*lead, s["n_items"])),
+            mu_difficulty=rng.normal(size=(*lead, 2)),
+            sigma_difficulty=rng.uniform(size=(*lead, 2)),
+            mu_log_discrimination=rng.normal(size=(*lead, 2)),
+            sigma_log_discrimination=rng.uniform(size=(*lead, 2)),
+            sigma_category=rng.uniform(size=(*lead, s["n_multi"])),
+            category_z=rng.normal(size=(*lead, s["n_free_categories"])),
+        )
+    else:
+        samples.update(
+            theta=rng.normal(size=(*lead, s["n_models"])),
+            mu_difficulty_global=rng.normal(size=lead),
+            sigma_difficulty_global=rng.uniform(size=lead),
+        )
+        if name == "2pl":
+            samples.update(
+                log_discrimination=rng.normal(size=(*lead, s["n_items"])),
+                mu_log_discrimination_global=rng.normal(size=lead),
+                sigma_log_discrimination_global=rng.uniform(size=lead),
+            )
+    post, dims = contract_posterior(name, samples, inputs, rng)
+    for key, shape in {
+        "ability": (s["n_models"], 2),
+        "difficulty": (s["n_items"],),
+        "log_discrimination": (s["n_items"],),
+        "mu_difficulty": (2,),
+        "sigma_log_discrimination": (2,),
+        "ability_pop_loc": (2,),
+        "ability_pop_scale": (2,),
+    }.items():
+        assert post[key].shape == (*lead, *shape), key
+        assert len(dims[key]) == len(shape)
+        assert post[key].dtype == np.float32
+    assert "ability_cell" not in post
+    if name == "rasch":
+        assert not post["log_discrimination"].any()
+    if name == "hier2pl":
+        assert post["category_offset"].shape == (*lead, s["n_categories"])
+
+
+def test_simulate_standardises_hier2pl_abilities_per_benchmark():
+    data, truth = simulate(np.random.default_rng(5), "hier2pl", n_models=12,
+                           items_per_benchmark=(4, 4, 4))
+    for k in range(3):
+        rows = truth["observed_cell"][:, k]
+        assert truth["ability"][rows, k].mean() == pytest.approx(0, abs=1e-12)
+        assert truth["ability"][rows, k].std(ddof=1) == pytest.approx(1)
+    assert data.n_obs == int(truth["observed_cell"][:, data.item_benchmark].sum())
+    with pytest.raises(ValueError, match="cannot simulate"):
+        simulate(np.random.default_rng(0), "3pl")
