@@ -131,7 +131,8 @@ def test_simulation_based_calibration_hier2pl(rng_key):
         res = fit(jax.random.fold_in(rng_key, rep), data,
                   FitConfig(chains=1, warmup=300, draws=n_keep * 4, progress=False))
         post = {k: v[0, ::4] for k, v in res.posterior.items()}
-        ranks["mu_difficulty"].append((post["mu_difficulty"][:, 0] < truth["mu_difficulty"][0]).sum())
+        ranks["mu_difficulty"].append(
+            (post["mu_difficulty"][:, 0] < truth["mu_difficulty"][0]).sum())
         ranks["sigma_difficulty"].append(
             (post["sigma_difficulty"][:, 1] < truth["sigma_difficulty"][1]).sum())
         ranks["difficulty"].append((post["difficulty"][:, 0] < truth["difficulty"][0]).sum())
