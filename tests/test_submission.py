@@ -458,6 +458,35 @@ def test_bundle_thins_draws_and_validates(small_posterior, tmp_path):
     assert not (tmp_path / "x.zip").exists()
 
 
+def test_bundle_predict_options_reach_the_sandbox(small_posterior, small_dir, tmp_path):
+    from bayesirt import data as bdata
+    from bayesirt import predictive
+    from bayesirt.submission import build_bundle
+
+    opts = {"neighbours": True, "item_draws": 8, "n_neighbours": 5}
+    info = build_bundle(small_posterior, tmp_path / "nb.zip", predict_options=opts,
+                        score_options={"item_draws": 4})
+    assert info.manifest["predict_options"] == opts
+    preds = tmp_path / "preds"
+    evaluate(info.path, small_dir, budgets=(0,), policy="random", time_limit=300,
+             predictions_dir=preds)
+    run, plain, _ = _package_predictions(small_dir, info.path, tmp_path, preds / "none_0.csv")
+    draws = predictive.load_flat(tmp_path / "posterior_flat.nc")
+    models, items = bdata.read_pairs(small_dir / "test" / "test_pairs.csv")
+    new_items = predictive.read_new_items(small_dir / "test" / "test_items.csv",
+                                          small_dir / "test" / "test_item_embeddings.npy")
+    p = predictive.predict_pairs(draws, list(models), list(items), new_items=new_items,
+                                 item_draws=8, n_neighbours=5,
+                                 neighbours=predictive.read_neighbours(small_dir / "train"))
+    got = run["predicted_probability"].to_numpy()
+    np.testing.assert_array_equal(got, p)
+    assert not np.array_equal(got, plain)  # the options changed something
+    with pytest.raises(ValueError, match="unknown predict_pairs option 'bogus'"):
+        build_bundle(small_posterior, tmp_path / "x.zip", predict_options={"bogus": 1})
+    with pytest.raises(ValueError, match="true/false"):
+        build_bundle(small_posterior, tmp_path / "x.zip", score_options={"neighbours": 20})
+
+
 def test_bundle_auto_draws_respect_the_size_target(small_posterior, tmp_path, monkeypatch):
     from bayesirt.submission import build_bundle, builder
 
@@ -494,7 +523,9 @@ def _package_predictions(small_dir, zip_path, tmp_path, revealed_csv):
     return run, p, scores
 
 
-def test_bundle_output_equals_package_output(small_bundle, small_dir, tmp_path):
+def test_bundle_output_equals_package_output(small_bundle, small_posterior, small_dir, tmp_path):
+    import pandas as pd
+
     preds = tmp_path / "preds"
     rep = evaluate(small_bundle.path, small_dir, budgets=(0, 0.05), policy="both",
                    time_limit=300, predictions_dir=preds)
@@ -513,6 +544,17 @@ def test_bundle_output_equals_package_output(small_bundle, small_dir, tmp_path):
             k = math.ceil(0.05 * n)
             top = np.sort(np.argsort(-scores, kind="stable")[:k])
             np.testing.assert_array_equal(np.flatnonzero(run["revealed"].to_numpy()), top)
+    # ... and the same numbers as `bayesirt predict` (pipeline.predict) on the posterior file.
+    from bayesirt import pipeline
+
+    for name in ("none_0.csv", "adaptive_0.05.csv"):
+        run = pd.read_csv(preds / name, float_precision="round_trip")
+        rev = run[run["revealed"] == 1]
+        records = [{"model_id": m, "item_id": i, "label": int(y)}
+                   for m, i, y in zip(rev["model_id"], rev["item_id"], rev["label"], strict=True)]
+        table = pipeline.predict(small_posterior, small_dir / "test", labeled=records or None)
+        np.testing.assert_array_equal(run["predicted_probability"].to_numpy(),
+                                      table["predicted_probability"])
     # Labels help: revealed pairs make the unrevealed predictions better than none at all.
     assert rep.run("adaptive", 0.05).metrics["submission"]["log_loss"] < \
         rep.runs[0].metrics["submission"]["log_loss"] + 0.02

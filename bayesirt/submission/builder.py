@@ -146,6 +146,41 @@ def _auto_draws(tree) -> int:
     return int(min(DEFAULT_MAX_DRAWS, cap))
 
 
+#: Arguments of predict_pairs / score_pairs that the glue fills in itself.
+_RESERVED = frozenset({"draws", "model_ids", "item_ids", "new_items", "labels", "evidence",
+                       "progress", "method"})
+
+
+def _check_options(options, func_name: str) -> dict:
+    """Validate keyword options for ``predictive.<func_name>`` (stored in the manifest).
+
+    ``neighbours`` is a bool here: True makes the glue pass the training items' ids and
+    embeddings from train_dir (the neighbour difficulty prior).
+    """
+    from bayesirt import predictive
+
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"{func_name} options must be a dict, got {type(options).__name__}")
+    params = inspect.signature(getattr(predictive, func_name)).parameters
+    allowed = sorted(set(params) - _RESERVED)
+    out = {}
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"unknown {func_name} option {key!r}; allowed: {allowed}")
+        if key == "neighbours" and not isinstance(value, bool):
+            raise ValueError(f"{func_name} option 'neighbours' must be true/false, got {value!r}")
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise ValueError(
+                f"{func_name} option {key!r}={value!r} is not JSON-serialisable"
+            ) from None
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def _sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
@@ -156,6 +191,8 @@ def build_bundle(
     *,
     max_draws: int | str | None = "auto",
     acquisition: str = "bald",
+    predict_options: dict | None = None,
+    score_options: dict | None = None,
 ) -> BundleInfo:
     """Write the submission ZIP for a fitted posterior.
 
@@ -172,6 +209,12 @@ def build_bundle(
         time and ZIP size grow linearly with it.
     acquisition : {"bald", "epig"}, optional
         The method ``labeling.score_pairs`` passes to ``predictive.score_pairs``.
+    predict_options, score_options : dict, optional
+        Extra keyword arguments of ``predictive.predict_pairs`` / ``predictive.score_pairs``
+        (e.g. ``{"item_draws": 64}``), stored in the manifest and applied in the sandbox;
+        ``{"neighbours": True}`` switches on the neighbour difficulty prior built from
+        train_dir's item embeddings. Default: predictive's own defaults, which is what
+        ``bayesirt predict`` uses.
 
     Returns
     -------
@@ -182,13 +225,18 @@ def build_bundle(
     FileNotFoundError
         If the posterior, a template or a runtime module is missing.
     ValueError
-        If ``acquisition`` is unknown, ``max_draws`` is not a positive int, or the posterior
-        cannot be flattened (see ``bayesirt.posteriors.write_flat``).
+        If ``acquisition`` is unknown, ``max_draws`` is not a positive int, an option is not
+        an argument of predictive's function, or the posterior cannot be flattened (see
+        ``bayesirt.posteriors.write_flat``).
+    TypeError
+        If an options argument is not a dict.
     """
     from bayesirt.posteriors import load, posterior_attrs, write_flat
 
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+    p_opts = _check_options(predict_options, "predict_pairs")
+    s_opts = _check_options(score_options, "score_pairs")
     if max_draws is not None and max_draws != "auto" and (
         not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1
     ):
@@ -234,6 +282,8 @@ def build_bundle(
             "max_draws": keep,
             "max_draws_requested": max_draws,
             "acquisition": acquisition,
+            "predict_options": p_opts,
+            "score_options": s_opts,
             "artifact": ARTIFACT_NAME,
             "flat_schema": facts["schema"],
             "posterior_variables": facts["variables"],

@@ -122,9 +122,9 @@ def _inputs(d: _data.IRTData) -> dict:
         rows = np.flatnonzero(unknown)
         bench = np.asarray(d.benchmark_ids, dtype=object)[d.item_benchmark[rows]]
         cats = np.asarray(d.category_ids, dtype=object)[d.item_category[rows]]
-        emb = None
-        if d.item_embeddings is not None and dr.has_embedding:
-            emb = np.asarray(d.item_embeddings[rows])
+        # Embeddings go along whenever they exist: the embedding regression and the
+        # neighbour prior both read them (as in bayesirt.pipeline).
+        emb = None if d.item_embeddings is None else np.asarray(d.item_embeddings[rows])
         new_items = _predictive.new_items_from_arrays(
             item_ids[rows].tolist(), bench.tolist(), cats.tolist(), emb
         )
@@ -191,6 +191,22 @@ def _pairs_and_inputs(train_dir: str, test_dir: str):
     return t_models, t_items, _inputs(d)
 
 
+def _options(kind: str, d: _data.IRTData | None) -> dict:
+    """Keyword options for predictive from the manifest (``neighbours`` built from data)."""
+    opts = dict(manifest().get(kind, {}))
+    for key, value in list(opts.items()):
+        if isinstance(value, list):
+            opts[key] = tuple(value)
+    if opts.pop("neighbours", False):
+        if d is None or d.item_embeddings is None:
+            _note("neighbours requested but no item embeddings are at hand (no test_dir "
+                  "given, or no embedding files): the neighbour prior is not used")
+        else:
+            n = d.n_train_items
+            opts["neighbours"] = (list(d.item_ids[:n]), np.asarray(d.item_embeddings[:n]))
+    return opts
+
+
 def _labels(labeled_pairs):
     if labeled_pairs is None or len(labeled_pairs) == 0:
         return None
@@ -225,6 +241,7 @@ def predict(train_dir: str, test_dir: str, labeled_pairs) -> list[dict]:
     p = _predictive.predict_pairs(
         draws(), t_models.tolist(), t_items.tolist(), new_items=prep["new_items"],
         labels=_labels(labeled_pairs), evidence=prep["evidence"],
+        **_options("predict_options", _load(train_dir, test_dir)),
     )
     return [
         {"model_id": m, "item_id": i, "predicted_probability": float(x)}
@@ -260,12 +277,15 @@ def score(test_pairs, train_dir: str = "", test_dir: str = "") -> list[float]:
         return []
     train_dir = train_dir or _CACHE.get("train_dir", "")
     dr = draws()
+    d = None
     if train_dir and test_dir:
         _, _, prep = _pairs_and_inputs(train_dir, test_dir)
+        d = _load(train_dir, test_dir)
     else:
         prep = {"new_items": {}, "evidence": None}
         if train_dir:
-            prep = _inputs(_load(train_dir, None))
+            d = _load(train_dir, None)
+            prep = _inputs(d)
         known = set(dr.item_ids)
         benches = set(dr.benchmark_ids)
         for item in set(items) - known - set(prep["new_items"]):
@@ -274,6 +294,6 @@ def score(test_pairs, train_dir: str = "", test_dir: str = "") -> list[float]:
     method = manifest().get("acquisition", "bald")
     s = _predictive.score_pairs(
         dr, models, items, new_items=prep["new_items"], evidence=prep["evidence"],
-        method=method,
+        method=method, **_options("score_options", d if test_dir else None),
     )
     return [float(x) for x in np.asarray(s, dtype=np.float64).tolist()]
