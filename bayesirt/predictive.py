@@ -1151,32 +1151,32 @@ class _Engine:
         """Draw model ``mi``'s ability per (draw, benchmark) from its conditional posterior."""
         grid = np.linspace(-6.0, 6.0, 241)
         rows = np.flatnonzero(self.lab_mi == mi)
+        known = self.lab_known[rows]
+        jj = self.lab_ii[rows]
+        kb = np.where(known, self.d.item_benchmark[np.where(known, jj, 0)],
+                      self.new_bench[np.where(known, 0, jj)] if self.new_bench.size else -1)
         for k in range(self.A.shape[2]):
             loc = self.pop_loc[:, k][:, None]
             sd = self.pop_sd[:, k][:, None]
             a = loc + sd * grid[None, :]  # (S, G)
             logp = np.broadcast_to(-0.5 * grid**2, a.shape).copy()
-            for r in rows:
-                known = self.lab_known[r]
-                j = self.lab_ii[r]
-                kb = self.d.item_benchmark[j] if known else self.new_bench[j]
-                if kb != k:
+            g = None if self.guess is None else self.guess[:, k][:, None, None]
+            on_known = rows[known & (kb == k)]
+            for chunk in np.array_split(on_known, max(1, on_known.size // 32)):
+                if chunk.size == 0:
                     continue
-                if known:
-                    x = np.exp(self.d.log_discrimination[:, j])[:, None] * (
-                        a - self.d.difficulty[:, j][:, None])
-                    g = None if self.guess is None else self.guess[:, k][:, None]
-                    logp += _loglik(x, self.lab_sign[r], g)
-                else:
-                    # The new item integrated over its prior (its other labels ignored here).
-                    zb, zl, lprior = self.grid0
-                    all_s = np.arange(self.S)
-                    b, al = self._node_params(j, all_s, zb, zl)  # (S, Q)
-                    x = al[:, None, :] * (a[:, :, None] - b[:, None, :])
-                    g = None if self.guess is None else self.guess[:, k][:, None, None]
-                    lw = lprior - np.logaddexp.reduce(lprior)
-                    ll = _loglik(x, self.lab_sign[r], g) + lw
-                    logp += np.logaddexp.reduce(ll, axis=2)
+                j = self.lab_ii[chunk]
+                x = np.exp(self.d.log_discrimination[:, j])[:, :, None] * (
+                    a[:, None, :] - self.d.difficulty[:, j][:, :, None])  # (S, c, G)
+                logp += _loglik(x, self.lab_sign[chunk][None, :, None], g).sum(axis=1)
+            for r in rows[~known & (kb == k)]:
+                # The new item integrated over its prior (its other labels ignored here).
+                zb, zl, lprior = self.grid0
+                b, al = self._node_params(self.lab_ii[r], np.arange(self.S), zb, zl)  # (S, Q)
+                x = al[:, None, :] * (a[:, :, None] - b[:, None, :])
+                lw = lprior - np.logaddexp.reduce(lprior)
+                ll = _loglik(x, self.lab_sign[r], g) + lw
+                logp += np.logaddexp.reduce(ll, axis=2)
             mx = logp.max(axis=1, keepdims=True)
             cdf = np.cumsum(np.exp(logp - mx), axis=1)
             # The draws are NOT re-weighted by this model's marginal likelihood ("cut"): one
