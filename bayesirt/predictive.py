@@ -1149,34 +1149,23 @@ class _Engine:
 
     def _sample_unknown_model(self, mi: int, model_id: str) -> None:
         """Draw model ``mi``'s ability per (draw, benchmark) from its conditional posterior."""
-        grid = np.linspace(-6.0, 6.0, 241)
         rows = np.flatnonzero(self.lab_mi == mi)
         known = self.lab_known[rows]
         jj = self.lab_ii[rows]
         kb = np.where(known, self.d.item_benchmark[np.where(known, jj, 0)],
                       self.new_bench[np.where(known, 0, jj)] if self.new_bench.size else -1)
         for k in range(self.A.shape[2]):
-            loc = self.pop_loc[:, k][:, None]
-            sd = self.pop_sd[:, k][:, None]
-            a = loc + sd * grid[None, :]  # (S, G)
-            logp = np.broadcast_to(-0.5 * grid**2, a.shape).copy()
-            g = None if self.guess is None else self.guess[:, k][:, None, None]
-            on_known = rows[known & (kb == k)]
-            for chunk in np.array_split(on_known, max(1, on_known.size // 32)):
-                if chunk.size == 0:
-                    continue
-                j = self.lab_ii[chunk]
-                x = np.exp(self.d.log_discrimination[:, j])[:, :, None] * (
-                    a[:, None, :] - self.d.difficulty[:, j][:, :, None])  # (S, c, G)
-                logp += _loglik(x, self.lab_sign[chunk][None, :, None], g).sum(axis=1)
-            for r in rows[~known & (kb == k)]:
-                # The new item integrated over its prior (its other labels ignored here).
-                zb, zl, lprior = self.grid0
-                b, al = self._node_params(self.lab_ii[r], np.arange(self.S), zb, zl)  # (S, Q)
-                x = al[:, None, :] * (a[:, :, None] - b[:, None, :])
-                lw = lprior - np.logaddexp.reduce(lprior)
-                ll = _loglik(x, self.lab_sign[r], g) + lw
-                logp += np.logaddexp.reduce(ll, axis=2)
+            on_k = rows[kb == k]
+            # Coarse grid over +-6 prior sd, then a fine one over +-6 posterior sd around the
+            # posterior mean (the posterior is narrow once the model has many responses).
+            grid = np.linspace(-6.0, 6.0, 41)
+            if on_k.size:
+                logp, _ = self._ability_logpost(k, grid, rows, known, kb)
+                w = _normalise_log(logp.reshape(-1)).reshape(logp.shape).sum(axis=0)
+                m = float(w @ grid)
+                sdp = float(np.sqrt(max(w @ (grid - m) ** 2, 0.0)))
+                grid = m + max(1.25 * sdp, 0.02) * np.linspace(-6.0, 6.0, 81)
+            logp, a = self._ability_logpost(k, grid, rows, known, kb)
             mx = logp.max(axis=1, keepdims=True)
             cdf = np.cumsum(np.exp(logp - mx), axis=1)
             # The draws are NOT re-weighted by this model's marginal likelihood ("cut"): one
@@ -1187,6 +1176,32 @@ class _Engine:
             pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
             self.A[:, mi, k] = a[np.arange(self.S), pos]
         del model_id
+
+    def _ability_logpost(self, k: int, grid: np.ndarray, rows: np.ndarray, known: np.ndarray,
+                         kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log posterior (S, G) of an unknown model's ability at ``loc + sd * grid``."""
+        loc = self.pop_loc[:, k][:, None]
+        sd = self.pop_sd[:, k][:, None]
+        a = loc + sd * grid[None, :]  # (S, G)
+        logp = np.broadcast_to(-0.5 * grid**2, a.shape).copy()
+        g = None if self.guess is None else self.guess[:, k][:, None, None]
+        on_known = rows[known & (kb == k)]
+        for chunk in np.array_split(on_known, max(1, on_known.size // 32)):
+            if chunk.size == 0:
+                continue
+            j = self.lab_ii[chunk]
+            x = np.exp(self.d.log_discrimination[:, j])[:, :, None] * (
+                a[:, None, :] - self.d.difficulty[:, j][:, :, None])  # (S, c, G)
+            logp += _loglik(x, self.lab_sign[chunk][None, :, None], g).sum(axis=1)
+        for r in rows[~known & (kb == k)]:
+            # The new item integrated over its prior (its other labels ignored here).
+            zb, zl, lprior = self.grid0
+            b, al = self._node_params(self.lab_ii[r], np.arange(self.S), zb, zl)  # (S, Q)
+            x = al[:, None, :] * (a[:, :, None] - b[:, None, :])
+            lw = lprior - np.logaddexp.reduce(lprior)
+            ll = _loglik(x, self.lab_sign[r], g) + lw
+            logp += np.logaddexp.reduce(ll, axis=2)
+        return logp, a
 
     def _node_params(self, j: int, sub: np.ndarray, zb: np.ndarray,
                      zl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1200,7 +1215,9 @@ class _Engine:
     # -- importance weights from labels on known items ---------------------------------------
 
     def _reweight_known(self) -> None:
-        rows = np.flatnonzero(self.lab_known)
+        # Only (known model, known item) rows: an unknown model's rows already shaped its
+        # sampled ability, and using them again here would count them twice.
+        rows = np.flatnonzero(self.lab_known & (self.lab_mi < len(self.d.model_ids)))
         if rows.size:
             ll = np.zeros(self.S)
             for chunk in np.array_split(rows, max(1, rows.size // 20000 + 1)):

@@ -313,8 +313,8 @@ def test_unknown_model_ability_follows_its_evidence(world):
     known = [f"i{j}" for j in range(0, 30, 2)]  # benchmark b0 items
     good = (["new-good"] * 15, known, [1] * 15)
     bad = (["new-bad"] * 15, known, [0] * 15)
-    pg = predict_pairs(world, ["new-good"], ["i2"], evidence=good, min_ess=0)
-    pb = predict_pairs(world, ["new-bad"], ["i2"], evidence=bad, min_ess=0)
+    pg = predict_pairs(world, ["new-good"], ["i2"], evidence=good)  # no ReweightingWarning
+    pb = predict_pairs(world, ["new-bad"], ["i2"], evidence=bad)
     p0 = predict_pairs(world, ["new-none"], ["i2"])
     assert pg[0] > p0[0] + 0.1 and pb[0] < p0[0] - 0.1
 
