@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synth import synthetic_world  # noqa: E402
+from predict_synth import synthetic_world  # noqa: E402
 
 from bayesirt.predictive import new_items_from_arrays, predict_pairs, score_pairs  # noqa: E402
 
