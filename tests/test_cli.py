@@ -1,0 +1,143 @@
+"""The command line, run as a user runs it: a subprocess per command, real bundled data."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def run(*args, check=True, timeout=600):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayesirt.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def small_fit(tmp_path_factory, small_dir=None):
+    """One short real fit of the bundled data set, with log-likelihood (for LOO)."""
+    from bayesirt.data import bundled_dataset
+
+    root = bundled_dataset()
+    out = tmp_path_factory.mktemp("fit") / "posterior.nc"
+    proc = run("fit", root, "--out", out, "--chains", 2, "--warmup", 200, "--draws", 150,
+               "--log-likelihood", "--no-progress")
+    return root, out, proc
+
+
+def test_help_teaches_every_command():
+    text = run("--help").stdout
+    for command in ("info", "fit", "diagnose", "predict", "acquire", "bundle", "evaluate",
+                    "split", "demo"):
+        assert command in text
+    fit_help = run("fit", "--help").stdout
+    assert "--max-tree-depth" in fit_help and "hier2pl" in fit_help and "default" in fit_help
+
+
+def test_info_prints_the_bundled_summary():
+    from bayesirt.data import bundled_dataset
+
+    text = run("info", bundled_dataset()).stdout
+    assert "models:      30" in text and "benchmarks:  5" in text and "mmlu_pro" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("info", "/no/such/folder"), "no such file or folder"),
+        (("fit", "/no/such/folder", "--out", "x.nc"), "no such file or folder"),
+        (("diagnose", "/no/such.nc", "--out", "r.html"), "/no/such.nc"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_fit_prints_summary_and_writes_a_posterior(small_fit):
+    _, out, proc = small_fit
+    assert "convergence over" in proc.stdout and "R-hat max" in proc.stdout
+    assert out.is_file()
+    from bayesirt.posteriors import load
+
+    tree = load(out)
+    assert set(tree.posterior["ability"].dims) == {"chain", "draw", "model", "benchmark"}
+    assert "gsm8k" in list(tree.posterior["ability"].coords["benchmark"].values)
+
+
+def test_predict_and_acquire_write_csvs(small_fit, tmp_path):
+    import pandas as pd
+
+    root, post, _ = small_fit
+    pred = tmp_path / "pred.csv"
+    run("predict", post, root / "test", "--out", pred, "--labeled",
+        root / "reveal" / "k3_revealed.csv", "--no-progress")
+    table = pd.read_csv(pred)
+    pairs = pd.read_csv(root / "test" / "test_pairs.csv")
+    assert len(table) == len(pairs)
+    assert table.predicted_probability.between(1e-6, 1 - 1e-6).all()
+    chosen = tmp_path / "pairs.csv"
+    run("acquire", post, root / "test", "--budget", 25, "--out", chosen, "--no-progress")
+    picked = pd.read_csv(chosen)
+    assert len(picked) == 25 and list(picked["rank"]) == list(range(1, 26))
+    # Batch-aware: 25 picks are not piled onto a handful of items.
+    assert picked.item_id.nunique() >= 10
+
+
+def test_diagnose_real_fit_report_renders_in_chromium(small_fit, tmp_path):
+    root, post, _ = small_fit
+    report, summary = tmp_path / "report.html", tmp_path / "summary.json"
+    proc = run("diagnose", post, "--out", report, "--json", summary, "--test-dir", root / "test",
+               "--no-progress")
+    assert "report written" in proc.stdout
+    numbers = json.loads(summary.read_text())
+    for key in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min",
+                "elpd_loo"):
+        assert key in numbers
+    html = report.read_text()
+    for section in ("provenance", "convergence", "ppc", "parameters", "loo", "heldout"):
+        assert f'<section id="{section}">' in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium not installed (.ci/run installs it)")
+    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run(base + ["--window-size=1200,1400", f"--screenshot={shot}", report.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert shot.stat().st_size > 10_000
+    dom = subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    assert 'data-images-broken="0"' in dom
+    assert int(dom.split('data-images-total="')[1].split('"')[0]) >= 8
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_broken_fit_fails_strict_and_report_says_why_first(tmp_path):
+    from bayesirt.data import bundled_dataset
+
+    post = tmp_path / "broken.nc"
+    proc = run("fit", bundled_dataset(), "--out", post, "--chains", 2, "--warmup", 10,
+               "--draws", 60, "--strict", "--no-progress", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "NOT converged" in proc.stdout
+    report = tmp_path / "r.html"
+    proc = run("diagnose", post, "--out", report, "--strict", "--no-progress", check=False)
+    assert proc.returncode == 1
+    html = report.read_text()
+    verdict = html.index('id="verdict"')
+    assert html[verdict: verdict + 2000].count("FAIL") >= 1
+    assert html.index("R-hat") < html.index('<section id="provenance">')
