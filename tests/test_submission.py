@@ -439,6 +439,7 @@ def test_bundle_layout_and_manifest(small_bundle, small_dir):
     assert manifest["bayesirt_version"] == bayesirt.__version__
     assert manifest["fingerprint"] == bdata.load(small_dir / "train").fingerprint
     assert manifest["acquisition"] == "bald" and manifest["config"]["synthetic"] is True
+    assert "80 draws" in str(info) and "MB ZIP" in str(info)
 
 
 def test_bundle_thins_draws_and_validates(small_posterior, tmp_path):

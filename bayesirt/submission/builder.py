@@ -90,6 +90,15 @@ class BundleInfo:
     artifact_bytes: int
     manifest: dict
 
+    def __str__(self) -> str:
+        m = self.manifest
+        return (
+            f"{self.path}: {self.size_bytes / 1e6:.1f} MB ZIP (posterior artifact "
+            f"{self.artifact_bytes / 1e6:.1f} MB uncompressed), model {m.get('model_name')}, "
+            f"{self.n_draws} draws, acquisition {m.get('acquisition')}; check it with "
+            f"`bayesirt evaluate {self.path.name} DATA_DIR`"
+        )
+
 
 def _package_bytes(name: str) -> bytes:
     """Read a module of the installed package (works for editable and wheel installs)."""
