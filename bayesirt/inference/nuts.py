@@ -343,6 +343,8 @@ def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: b
         for k, name in zip(keys, sorted(locs), strict=True)
     }
     inverse_mass = jnp.concatenate([jnp.ravel(scales[name]) ** 2 for name in sorted(scales)])
+    if chains == 1:  # MCMC takes a single chain's init without the chain axis
+        init_params = {name: value[0] for name, value in init_params.items()}
     return init_params, inverse_mass
 
 
