@@ -488,6 +488,26 @@ def test_bundle_predict_options_reach_the_sandbox(small_posterior, small_dir, tm
         build_bundle(small_posterior, tmp_path / "x.zip", score_options={"neighbours": 20})
 
 
+def test_bundle_from_a_flat_artifact(small_bundle, tmp_path):
+    from bayesirt import predictive
+    from bayesirt.submission import build_bundle
+
+    with zipfile.ZipFile(small_bundle.path) as zf:
+        zf.extract("posterior_flat.nc", tmp_path)
+    flat = tmp_path / "posterior_flat.nc"
+    same = build_bundle(flat, tmp_path / "same.zip")
+    assert same.n_draws == 80 and same.manifest["fingerprint"] == small_bundle.manifest[
+        "fingerprint"]
+    with zipfile.ZipFile(same.path) as zf:
+        assert zf.read("posterior_flat.nc") == flat.read_bytes()  # copied verbatim
+    thin = build_bundle(flat, tmp_path / "thin.zip", max_draws=20)
+    assert thin.n_draws == 20
+    with zipfile.ZipFile(thin.path) as zf:
+        zf.extract("posterior_flat.nc", tmp_path / "t")
+    got = predictive.load_flat(tmp_path / "t" / "posterior_flat.nc")
+    np.testing.assert_array_equal(got.ability, predictive.load_flat(flat).thin(20).ability)
+
+
 def test_bundle_auto_draws_respect_the_size_target(small_posterior, tmp_path, monkeypatch):
     from bayesirt.submission import build_bundle, builder
 

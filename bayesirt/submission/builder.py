@@ -190,6 +190,29 @@ def _check_options(options, func_name: str) -> dict:
     return out
 
 
+def _from_flat(path: Path, max_draws, dest: Path) -> tuple[Path, int | None]:
+    """Bundle an existing flat artifact: copied as is, or thinned through predictive."""
+    import shutil
+
+    from bayesirt import predictive
+    from bayesirt.posteriors import FLAT_VARIABLES
+
+    draws = predictive.load_flat(path)  # validates the schema
+    keep = max_draws
+    if max_draws == "auto":
+        per_draw = sum(
+            4 * int(np.prod(getattr(draws, n).shape[1:], dtype=np.int64))
+            for n in FLAT_VARIABLES
+            if getattr(draws, n, None) is not None
+        )
+        keep = int(min(DEFAULT_MAX_DRAWS, max(1, AUTO_TARGET_BYTES // max(per_draw, 1))))
+    if keep is None or keep >= draws.n_draws:
+        shutil.copyfile(path, dest)
+    else:
+        predictive.save_flat(draws.thin(keep), dest)
+    return dest, keep
+
+
 def _sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
@@ -208,7 +231,9 @@ def build_bundle(
     Parameters
     ----------
     posterior_path : str or Path
-        A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree).
+        A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree), or an
+        existing flat artifact (NetCDF3, ``bayesirt.posteriors.write_flat`` /
+        ``predictive.save_flat``), copied as is or thinned.
     out_zip : str or Path
         Destination ZIP (overwritten atomically; parent folders are created).
     max_draws : int, "auto" or None, optional
@@ -263,13 +288,19 @@ def build_bundle(
 
     with tempfile.TemporaryDirectory(prefix="bayesirt-bundle-", dir=out_zip.parent) as tmp_s:
         tmp = Path(tmp_s)
-        tree = load(posterior_path)
-        try:
-            attrs = posterior_attrs(tree)
-            keep = _auto_draws(tree) if max_draws == "auto" else max_draws
-            flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=keep)
-        finally:
-            tree.close()
+        with open(posterior_path, "rb") as fh:
+            is_flat = fh.read(3) == b"CDF"
+        if is_flat:
+            attrs: dict = {}
+            flat, keep = _from_flat(posterior_path, max_draws, tmp / ARTIFACT_NAME)
+        else:
+            tree = load(posterior_path)
+            try:
+                attrs = posterior_attrs(tree)
+                keep = _auto_draws(tree) if max_draws == "auto" else max_draws
+                flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=keep)
+            finally:
+                tree.close()
         facts = _flat_facts(flat)
         if not facts["fingerprint"]:
             # Fits record the data hash in provenance as "data_fingerprint"; the flat file's
