@@ -269,7 +269,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``bayesirt`` argument parser (exposed for tests and docs)."""
+    """Build the ``bayesirt`` argument parser (exposed for tests and docs)."""
     from bayesirt import __version__
 
     parser = argparse.ArgumentParser(

@@ -95,7 +95,7 @@ def simulate(
         mu_b = rng.normal(0.0, 3.0, n_bench)
         sigma_b = np.abs(rng.normal(0.0, 2.5, n_bench))
         mu_a = rng.normal(0.0, 1.0, n_bench)
-        sigma_a = np.abs(rng.normal(0.0, 0.75, n_bench))
+        sigma_a = rng.gamma(2.0, 1.0 / 4.0, n_bench)
         rho = rng.beta(2.0, 2.0, n_bench)
         sigma_c = np.abs(rng.normal(0.0, 1.0, n_bench))
     else:
