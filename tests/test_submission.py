@@ -782,7 +782,9 @@ def fitted_small_bundle(tmp_path_factory, small_dir):
     d = bdata.load(small_dir)
     cfg = FitConfig(model="hier2pl", chains=2, warmup=150, draws=150, embedding_components=8,
                     progress=False, seed=0).validate()
-    res = fit(jax.random.key(0), d, cfg)
+    # NumPyro's internals need JAX's default promotion rules (see conftest.numpyro_lenient).
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        res = fit(jax.random.key(0), d, cfg)
     root = tmp_path_factory.mktemp("fitted")
     return build_bundle(save(res, root / "post.nc"), root / "submission.zip")
 

@@ -276,7 +276,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         "init": config.init,
         "init_wall_seconds": round(init_seconds, 3),
         "gradient_evaluations": int(n_steps.sum()),
-        "data_fingerprint": getattr(data, "fingerprint", ""),
+        "fingerprint": getattr(data, "fingerprint", ""),
         "data_source": str(getattr(data, "source", "")),
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
