@@ -137,6 +137,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.test_dir,
         train_dir=args.train_dir,
         labeled=args.labeled,
+        neighbours=args.neighbours,
         progress=not args.no_progress,
     )
     _write_csv(args.out, table)
@@ -154,6 +155,7 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         method=args.method,
         train_dir=args.train_dir,
         labeled=args.labeled,
+        neighbours=args.neighbours,
         progress=not args.no_progress,
     )
     _write_csv(args.out, table)
@@ -164,8 +166,10 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from bayesirt.submission import build_bundle
 
+    options = {"neighbours": True} if args.neighbours else None
     info = build_bundle(
-        args.posterior, args.out, max_draws=args.draws or "auto", acquisition=args.acquisition
+        args.posterior, args.out, max_draws=args.draws or "auto", acquisition=args.acquisition,
+        predict_options=options, score_options=options,
     )
     print(info)
     return 0
@@ -353,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--train-dir", help="train dir (default: train/ beside the test dir)")
         p.add_argument("--labeled", help="CSV of revealed labels: model_id,item_id,label")
         p.add_argument("--out", required=True, help="CSV to write")
+        p.add_argument("--neighbours", action="store_true",
+                       help="refine new items' difficulty prior by their 20 most similar "
+                            "training items (embeddings; empirical Bayes)")
         p.add_argument("--no-progress", action="store_true")
 
     p = add("predict", "predict P(correct) for the test pairs",
@@ -376,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="ZIP to write")
     p.add_argument("--draws", type=int, default=0, help="draws kept (0: automatic)")
     p.add_argument("--acquisition", default="bald", choices=("bald", "epig"))
+    p.add_argument("--neighbours", action="store_true",
+                   help="ship the nearest-training-items difficulty prior (as predict)")
     p.set_defaults(func=_cmd_bundle)
 
     p = add("evaluate", "judge a submission ZIP locally, as the platform would",

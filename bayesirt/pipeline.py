@@ -119,12 +119,38 @@ def _new_items(draws: Any, data: Any) -> dict[str, Any]:
     )
 
 
+def _evidence(draws: Any, data: Any) -> tuple | None:
+    """Training responses whose model or item the posterior lacks (folded in as evidence)."""
+    known_models, known_items = set(draws.model_ids), set(draws.item_ids)
+    model_unknown = np.array([m not in known_models for m in data.model_ids], dtype=bool)
+    item_unknown = np.array([j not in known_items for j in data.item_ids], dtype=bool)
+    extra = model_unknown[data.model_idx] | item_unknown[data.item_idx]
+    if not extra.any():
+        return None
+    model_ids = np.asarray(data.model_ids, dtype=object)
+    item_ids = np.asarray(data.item_ids, dtype=object)
+    return (model_ids[data.model_idx[extra]], item_ids[data.item_idx[extra]],
+            np.asarray(data.response[extra], dtype=np.int8))
+
+
+def _options(data: Any, neighbours: bool) -> dict[str, Any]:
+    """Keyword options for the predictive engine (the neighbour prior needs embeddings)."""
+    if not neighbours:
+        return {}
+    if data.item_embeddings is None:
+        raise ValueError("--neighbours needs item embeddings (item_embeddings.npy and "
+                         "test_item_embeddings.npy), but the data has none")
+    n = data.n_train_items
+    return {"neighbours": (list(data.item_ids[:n]), np.asarray(data.item_embeddings[:n]))}
+
+
 def predict(
     posterior_path: str | os.PathLike,
     test_dir: str | os.PathLike,
     *,
     train_dir: str | os.PathLike | None = None,
     labeled: str | os.PathLike | list[dict] | None = None,
+    neighbours: bool = False,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Posterior predictive P(correct) for every row of ``test_dir/test_pairs.csv``.
@@ -139,6 +165,9 @@ def predict(
         Defaults to ``train/`` beside ``test_dir``.
     labeled : path-like or list of dict, optional
         Revealed labels (CSV with model_id,item_id,label|response, or records).
+    neighbours : bool
+        Refine new items' difficulty prior by their nearest training items (empirical Bayes,
+        see ``bayesirt.predictive``); needs embeddings.
     progress : bool
         Show a progress bar.
 
@@ -161,7 +190,9 @@ def predict(
         list(item_ids),
         new_items=_new_items(draws, data),
         labels=labels,
+        evidence=_evidence(draws, data),
         progress=progress,
+        **_options(data, neighbours),
     )
     return {"model_id": model_ids, "item_id": item_ids, "predicted_probability": probs}
 
@@ -174,9 +205,12 @@ def acquire(
     method: str = "bald",
     train_dir: str | os.PathLike | None = None,
     labeled: str | os.PathLike | list[dict] | None = None,
+    neighbours: bool = False,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Rank the test pairs for labelling and return the top ``budget``.
+
+    Pairs already labelled (``labeled``) are not candidates again.
 
     Returns
     -------
@@ -192,15 +226,21 @@ def acquire(
     model_ids = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
     item_ids = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
     labels = None if labeled is None else _data.read_labeled_pairs(labeled)
+    if labels is not None:
+        done = set(zip(map(str, labels[0]), map(str, labels[1]), strict=True))
+        keep = np.array([(m, j) not in done for m, j in zip(model_ids, item_ids, strict=True)])
+        model_ids, item_ids = model_ids[keep], item_ids[keep]
     scores = predictive.score_pairs(
         draws,
         list(model_ids),
         list(item_ids),
         new_items=_new_items(draws, data),
         labels=labels,
+        evidence=_evidence(draws, data),
         method=method,
         budget=budget,
         progress=progress,
+        **_options(data, neighbours),
     )
     order = np.argsort(-scores, kind="stable")[:budget]
     return {
