@@ -144,6 +144,27 @@ def _options(data: Any, neighbours: bool) -> dict[str, Any]:
     return {"neighbours": (list(data.item_ids[:n]), np.asarray(data.item_embeddings[:n]))}
 
 
+def _prepare(posterior_path, test_dir, train_dir, labeled) -> tuple:
+    """Draws, parsed data, the test pairs' ids and the revealed labels."""
+    draws = load_draws(posterior_path)
+    data = _test_inputs(test_dir, train_dir)
+    model_ids = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
+    item_ids = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
+    labels = None if labeled is None else _data.read_labeled_pairs(labeled)
+    return draws, data, model_ids, item_ids, labels
+
+
+def _engine_inputs(draws, data, labels, neighbours: bool, progress: bool) -> dict[str, Any]:
+    """Keyword arguments shared by ``predict_pairs`` and ``score_pairs``."""
+    return {
+        "new_items": _new_items(draws, data),
+        "labels": labels,
+        "evidence": _evidence(draws, data),
+        "progress": progress,
+        **_options(data, neighbours),
+    }
+
+
 def predict(
     posterior_path: str | os.PathLike,
     test_dir: str | os.PathLike,
@@ -179,20 +200,12 @@ def predict(
     """
     from bayesirt import predictive
 
-    draws = load_draws(posterior_path)
-    data = _test_inputs(test_dir, train_dir)
-    model_ids = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
-    item_ids = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
-    labels = None if labeled is None else _data.read_labeled_pairs(labeled)
+    draws, data, model_ids, item_ids, labels = _prepare(
+        posterior_path, test_dir, train_dir, labeled
+    )
     probs = predictive.predict_pairs(
-        draws,
-        list(model_ids),
-        list(item_ids),
-        new_items=_new_items(draws, data),
-        labels=labels,
-        evidence=_evidence(draws, data),
-        progress=progress,
-        **_options(data, neighbours),
+        draws, list(model_ids), list(item_ids),
+        **_engine_inputs(draws, data, labels, neighbours, progress),
     )
     return {"model_id": model_ids, "item_id": item_ids, "predicted_probability": probs}
 
@@ -221,26 +234,16 @@ def acquire(
 
     if budget < 1:
         raise ValueError(f"budget must be a positive number of pairs, got {budget}")
-    draws = load_draws(posterior_path)
-    data = _test_inputs(test_dir, train_dir)
-    model_ids = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
-    item_ids = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
-    labels = None if labeled is None else _data.read_labeled_pairs(labeled)
+    draws, data, model_ids, item_ids, labels = _prepare(
+        posterior_path, test_dir, train_dir, labeled
+    )
     if labels is not None:
         done = set(zip(map(str, labels[0]), map(str, labels[1]), strict=True))
         keep = np.array([(m, j) not in done for m, j in zip(model_ids, item_ids, strict=True)])
         model_ids, item_ids = model_ids[keep], item_ids[keep]
     scores = predictive.score_pairs(
-        draws,
-        list(model_ids),
-        list(item_ids),
-        new_items=_new_items(draws, data),
-        labels=labels,
-        evidence=_evidence(draws, data),
-        method=method,
-        budget=budget,
-        progress=progress,
-        **_options(data, neighbours),
+        draws, list(model_ids), list(item_ids), method=method, budget=budget,
+        **_engine_inputs(draws, data, labels, neighbours, progress),
     )
     order = np.argsort(-scores, kind="stable")[:budget]
     return {

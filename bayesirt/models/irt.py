@@ -140,6 +140,28 @@ def _single_ability(data, n_models):
     return numpyro.deterministic("theta", theta)
 
 
+def _plain_irt(data, n_models, n_items, n_obs, y, *, two_param):
+    """One ability per model, global item priors; Rasch (a = 1) or 2PL."""
+    theta = _single_ability(data, n_models)
+    mu_b = numpyro.sample("mu_difficulty_global", dist.Normal(0.0, 3.0))
+    sigma_b = numpyro.sample("sigma_difficulty_global", dist.HalfNormal(2.5))
+    if two_param:
+        mu_a = numpyro.sample("mu_log_discrimination_global", dist.Normal(0.0, 1.0))
+        # Zero-avoiding, as in hier2pl (see there).
+        sigma_a = numpyro.sample("sigma_log_discrimination_global", dist.Gamma(2.0, 4.0))
+    with numpyro.plate("item", n_items):
+        z_b = numpyro.sample("difficulty_z", dist.Normal(0.0, 1.0))
+        if two_param:
+            z_a = numpyro.sample("log_discrimination_z", dist.Normal(0.0, 1.0))
+    b = numpyro.deterministic("difficulty", mu_b + sigma_b * z_b)
+    obs_item = data["obs_item"]
+    eta = theta[data["model_idx"]] - b[obs_item]
+    if two_param:
+        log_a = numpyro.deterministic("log_discrimination", mu_a + sigma_a * z_a)
+        eta = jnp.exp(log_a[obs_item]) * eta
+    _likelihood(eta, None, y, n_obs)
+
+
 def rasch(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
     """Rasch model with one ability per model and a global difficulty prior.
 
@@ -152,14 +174,7 @@ def rasch(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
-    theta = _single_ability(data, n_models)
-    mu_b = numpyro.sample("mu_difficulty_global", dist.Normal(0.0, 3.0))
-    sigma_b = numpyro.sample("sigma_difficulty_global", dist.HalfNormal(2.5))
-    with numpyro.plate("item", n_items):
-        z_b = numpyro.sample("difficulty_z", dist.Normal(0.0, 1.0))
-    b = numpyro.deterministic("difficulty", mu_b + sigma_b * z_b)
-    eta = theta[data["model_idx"]] - b[data["obs_item"]]
-    _likelihood(eta, None, y, n_obs)
+    _plain_irt(data, n_models, n_items, n_obs, y, two_param=False)
 
 
 def twopl(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
@@ -168,25 +183,13 @@ def twopl(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
     Parameters
     ----------
     data : dict of str to Array
-        ``model_idx`` (n_obs,), ``obs_item`` (n_obs,).
+        ``model_idx`` (n_obs,), ``obs_item`` (n_obs,) (see ``ModelInputs``).
     n_models, n_items, n_benchmarks, n_obs : int
         Static sizes.
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
-    theta = _single_ability(data, n_models)
-    mu_b = numpyro.sample("mu_difficulty_global", dist.Normal(0.0, 3.0))
-    sigma_b = numpyro.sample("sigma_difficulty_global", dist.HalfNormal(2.5))
-    mu_a = numpyro.sample("mu_log_discrimination_global", dist.Normal(0.0, 1.0))
-    sigma_a = numpyro.sample("sigma_log_discrimination_global", dist.HalfNormal(0.75))
-    with numpyro.plate("item", n_items):
-        z_b = numpyro.sample("difficulty_z", dist.Normal(0.0, 1.0))
-        z_a = numpyro.sample("log_discrimination_z", dist.Normal(0.0, 1.0))
-    b = numpyro.deterministic("difficulty", mu_b + sigma_b * z_b)
-    log_a = numpyro.deterministic("log_discrimination", mu_a + sigma_a * z_a)
-    obs_item = data["obs_item"]
-    eta = jnp.exp(log_a[obs_item]) * (theta[data["model_idx"]] - b[obs_item])
-    _likelihood(eta, None, y, n_obs)
+    _plain_irt(data, n_models, n_items, n_obs, y, two_param=True)
 
 
 def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks):
