@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(ArviZ DataTree). Prints R-hat, ESS, divergences and tree-depth hits at the end.")
     p.add_argument("data", help="data root (with train/), train dir, or long-form file")
     p.add_argument("--out", required=True, help="posterior file to write (.nc)")
-    add_fit_options(p, draws=1000, warmup=1000)
+    add_fit_options(p, draws=1000, warmup=1500)
     p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS tree-depth limit")
     p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
     p.add_argument("--guess", action="store_true",

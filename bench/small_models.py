@@ -1,7 +1,7 @@
 """Convergence of hier2pl on three seeds, and a PSIS-LOO comparison of the models, on the
 small real data set (bayesirt/datasets/real_multibench_small).
 
-For each seed the default fit (4 chains x 1000 warmup x 1000 draws) must reach, over EVERY
+For each seed the default fit (4 chains x 1500 warmup x 1000 draws) must reach, over EVERY
 parameter, rank-normalised R-hat <= 1.01, bulk- and tail-ESS >= 400 and no divergences.
 The comparison fits rasch, 2pl, hier2pl and hier2pl's options with pointwise
 log-likelihood, and reports elpd_loo (se), the Pareto-k summary and the held-out log-loss on
@@ -82,7 +82,7 @@ def main() -> int:
     ]
     if not args.skip_seeds:
         lines += [
-            "## Convergence, defaults (4 chains x 1000 warmup + 1000 draws), every parameter",
+            "## Convergence, defaults (4 chains x 1500 warmup + 1000 draws), every parameter",
             "",
             "| seed | R-hat max | bulk-ESS min | tail-ESS min | divergences | tree-depth hits "
             "| steps/draw | wall s | verdict |",

@@ -40,7 +40,9 @@ class FitConfig:
     model : str
         Registry name (``rasch``, ``2pl``, ``hier2pl``).
     chains, warmup, draws : int
-        Number of chains, warm-up iterations and kept draws per chain.
+        Number of chains, warm-up iterations and kept draws per chain. Warm-up defaults to
+        1,500: with 1,000, one seed of three on the small real set ended at R-hat 1.0105 for
+        one of 2,305 parameters (the discrimination spread of a 7-model benchmark).
     max_tree_depth : int
         NUTS tree-depth limit (at most 2**depth - 1 leapfrog steps per draw).
     target_accept : float
@@ -70,7 +72,7 @@ class FitConfig:
 
     model: str = "hier2pl"
     chains: int = 4
-    warmup: int = 1000
+    warmup: int = 1500
     draws: int = 1000
     max_tree_depth: int = 10
     target_accept: float = 0.8
