@@ -415,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
             "fit -> diagnose -> bundle -> evaluate on the small real data set shipped with "
             "the package (30 models x 601 items, 5 benchmarks).")
     p.add_argument("--out", default="demo-output", help="folder for every output")
-    p.add_argument("--warmup", type=int, default=500)
-    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     p.add_argument("--no-progress", action="store_true")

@@ -146,3 +146,23 @@ def test_report_renders_in_headless_chromium(tmp_path):
     total = int(dom.split('data-images-total="')[1].split('"')[0])
     assert total >= 5
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_constant_parameters_are_never_failures(tmp_path):
+    """Fixed zeros (a single-category benchmark's offset) have no R-hat; they must not fail."""
+    import dataclasses
+
+    import numpy as np
+
+    from bayesirt.posteriors.synthetic import synthetic_fit
+
+    fit = synthetic_fit(np.random.default_rng(3), chains=4, draws=500)
+    post = dict(fit.posterior)
+    offset = post["category_offset"].copy()
+    offset[..., 0] = 0.0
+    post["category_offset"] = offset
+    fit = dataclasses.replace(fit, posterior=post)
+    path = save(fit, tmp_path / "post.nc")
+    summary = run_diagnose(path, tmp_path / "r.html", progress=False)
+    assert not any("n/a" in f for f in summary.failures), summary.failures
+    assert not any("category_offset" in f for f in summary.failures), summary.failures

@@ -122,7 +122,8 @@ def _judge(s: DiagnosticSummary, table: ParamTable, stats: dict[str, Any], *, rh
     """Fill ``failures``/``warnings``/``passed`` from the numbers."""
     live = ~table.constant
     rhat = np.where(live, table.rhat, np.nan)
-    bad = np.flatnonzero(np.nan_to_num(rhat, nan=np.inf) > rhat_max) if live.any() else []
+    # Constant parameters (fixed zeros, unit scales) have no R-hat or ESS: never failures.
+    bad = np.flatnonzero(live & (np.nan_to_num(rhat, nan=np.inf) > rhat_max))
     if len(bad):
         worst = bad[np.argmax(np.nan_to_num(rhat[bad], nan=np.inf))]
         s.failures.append(
@@ -131,7 +132,7 @@ def _judge(s: DiagnosticSummary, table: ParamTable, stats: dict[str, Any], *, rh
         )
     for label, col in (("bulk", table.ess_bulk), ("tail", table.ess_tail)):
         vals = np.where(live, col, np.nan)
-        low = np.flatnonzero(np.nan_to_num(vals, nan=-1.0) < ess_min) if live.any() else []
+        low = np.flatnonzero(live & (np.nan_to_num(vals, nan=-1.0) < ess_min))
         if len(low):
             worst = low[np.argmin(np.nan_to_num(vals[low], nan=-1.0))]
             s.failures.append(
