@@ -166,10 +166,9 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from bayesirt.submission import build_bundle
 
-    options = {"neighbours": True} if args.neighbours else None
     info = build_bundle(
         args.posterior, args.out, max_draws=args.draws or "auto", acquisition=args.acquisition,
-        predict_options=options, score_options=options,
+        predict_options={"neighbours": True} if args.neighbours else None,
     )
     print(info)
     return 0
@@ -261,7 +260,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from bayesirt.submission import build_bundle, evaluate
 
     bundle = out / "submission.zip"
-    print(build_bundle(posterior, bundle))
+    print(build_bundle(posterior, bundle, predict_options={"neighbours": True}))
 
     step("evaluate: the ZIP judged as the platform would (new items, revealed labels)")
     evaluation = evaluate(
@@ -357,15 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--train-dir", help="train dir (default: train/ beside the test dir)")
         p.add_argument("--labeled", help="CSV of revealed labels: model_id,item_id,label")
         p.add_argument("--out", required=True, help="CSV to write")
-        p.add_argument("--neighbours", action="store_true",
-                       help="refine new items' difficulty prior by their 20 most similar "
-                            "training items (embeddings; empirical Bayes)")
         p.add_argument("--no-progress", action="store_true")
+
+    neighbours_help = (
+        "refine new items' difficulty prior by their 20 most similar training items "
+        "(embedding cosine; strength fitted leave-one-out on training items: empirical Bayes). "
+        "Measured on real-multibench: k=0 log-loss 0.5452 -> 0.5333"
+    )
 
     p = add("predict", "predict P(correct) for the test pairs",
             "Posterior predictive probabilities for every test pair: new items are integrated "
             "over their benchmark prior within each draw; revealed labels condition exactly.")
     add_predict_options(p)
+    p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=True,
+                   help=neighbours_help + " (on when the data has embeddings)")
     p.set_defaults(func=_cmd_predict)
 
     p = add("acquire", "rank test pairs to label next (mutual information)",
@@ -374,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_options(p)
     p.add_argument("--budget", type=int, required=True, help="number of pairs to choose")
     p.add_argument("--method", default="bald", choices=("bald", "epig"))
+    p.add_argument("--neighbours", action="store_true", help=neighbours_help)
     p.set_defaults(func=_cmd_acquire)
 
     p = add("bundle", "package a competition submission ZIP",
@@ -383,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="ZIP to write")
     p.add_argument("--draws", type=int, default=0, help="draws kept (0: automatic)")
     p.add_argument("--acquisition", default="bald", choices=("bald", "epig"))
-    p.add_argument("--neighbours", action="store_true",
-                   help="ship the nearest-training-items difficulty prior (as predict)")
+    p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=True,
+                   help="predictions in the ZIP use the neighbour difficulty prior, as "
+                        "`bayesirt predict` does (built from train_dir's embeddings)")
     p.set_defaults(func=_cmd_bundle)
 
     p = add("evaluate", "judge a submission ZIP locally, as the platform would",

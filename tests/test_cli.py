@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,6 +89,12 @@ def test_predict_and_acquire_write_csvs(small_fit, tmp_path):
     pairs = pd.read_csv(root / "test" / "test_pairs.csv")
     assert len(table) == len(pairs)
     assert table.predicted_probability.between(1e-6, 1 - 1e-6).all()
+    # The neighbour prior (default when embeddings exist) changes the new items' predictions.
+    plain = tmp_path / "plain.csv"
+    run("predict", post, root / "test", "--out", plain, "--labeled",
+        root / "reveal" / "k3_revealed.csv", "--no-neighbours", "--no-progress")
+    plain_table = pd.read_csv(plain)
+    assert not np.allclose(plain_table.predicted_probability, table.predicted_probability)
     chosen = tmp_path / "pairs.csv"
     run("acquire", post, root / "test", "--budget", 25, "--out", chosen, "--no-progress")
     picked = pd.read_csv(chosen)
