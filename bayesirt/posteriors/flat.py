@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import xarray as xr
 from scipy.io import netcdf_file
 
 import bayesirt
-from bayesirt.posteriors.io import _chmod_default, load, posterior_attrs
+from bayesirt.posteriors.io import atomic_path, load, posterior_attrs
 
 #: Value of the ``bayesirt_flat_schema`` global attribute.
 FLAT_SCHEMA_VERSION = 1
@@ -181,13 +180,7 @@ def write_flat(
     attrs = posterior_attrs(tree)
     total = sum(a.nbytes for _, a in arrays.values()) + sum(a.nbytes for _, a in id_arrays.values())
     version = 1 if total < _CLASSIC_LIMIT else 2
-    final = Path(out_path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    _chmod_default(tmp)
-    try:
+    with atomic_path(out_path) as tmp:
         nc = netcdf_file(tmp, mode="w", version=version)
         try:
             nc.bayesirt_flat_schema = FLAT_SCHEMA_VERSION
@@ -210,8 +203,4 @@ def write_flat(
                     var[...] = chars
         finally:
             nc.close()
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
+    return Path(out_path)

@@ -9,9 +9,11 @@ structured values JSON-encoded, so reading needs only xarray + numpy (never pick
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -288,6 +290,36 @@ def _encoding(tree: xr.DataTree, compress: bool) -> dict[str, dict[str, dict[str
     return encoding
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it into place.
+
+    A crash, a full disk or an exception inside the block leaves nothing under ``path`` (and an
+    existing file there untouched): the temporary file is removed and the error re-raised.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file name.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    _chmod_default(tmp)
+    try:
+        yield tmp
+        # fsync before the rename: otherwise a crash can leave the new name pointing at a
+        # file whose data never reached the disk.
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save(
     fit: FitResult | xr.DataTree,
     path: str | os.PathLike,
@@ -328,23 +360,9 @@ def save(
     tree = fit if isinstance(fit, xr.DataTree) else to_datatree(fit)
     if SCHEMA_ATTR not in tree.attrs:
         raise ValueError("the DataTree has no bayesirt provenance attrs: build it with to_datatree")
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    _chmod_default(tmp)
-    try:
+    with atomic_path(path) as tmp:
         tree.to_netcdf(tmp, mode="w", engine=engine, encoding=_encoding(tree, compress))
-        # fsync before the rename: otherwise a crash can leave the new name pointing at a
-        # file whose data never reached the disk.
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
+    return Path(path)
 
 
 def load(
