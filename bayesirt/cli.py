@@ -84,7 +84,8 @@ def _fit_and_save(args: argparse.Namespace, data_path: Path, out: Path) -> tuple
         flush=True,
     )
     result = fit(jax.random.key(args.seed), irt_data, config)
-    headline = convergence_headline(result.posterior, result.sample_stats, result.max_tree_depth)
+    headline = convergence_headline(result.posterior, result.sample_stats, result.max_tree_depth,
+                                    result.dims, result.coords)
     text, passed = format_headline(
         headline, wall_seconds=result.provenance["sampling_wall_seconds"]
     )

@@ -96,7 +96,8 @@ def main() -> int:
     t0 = time.perf_counter()
     res = fit(jax.random.key(args.seed), irt, cfg)
     wall = time.perf_counter() - t0
-    head = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth)
+    head = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
+                                 res.dims, res.coords)
     text, passed = format_headline(head, wall_seconds=res.provenance["sampling_wall_seconds"])
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

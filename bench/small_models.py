@@ -92,7 +92,8 @@ def main() -> int:
             t0 = time.perf_counter()
             res = fit(jax.random.key(seed), irt, FitConfig(seed=seed, progress=False))
             wall = time.perf_counter() - t0
-            h = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth)
+            h = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
+                                 res.dims, res.coords)
             ok = (h["rhat_max"] <= 1.01 and h["ess_bulk_min"] >= 400
                   and h["ess_tail_min"] >= 400 and h["divergences"] == 0)
             lines.append(
@@ -122,7 +123,8 @@ def main() -> int:
             loo = {"elpd": float(np.sum(elpd_i)),
                    "se": float(np.sqrt(elpd_i.size * np.var(elpd_i))),
                    "p": float(np.sum(p_i)), "pareto_k": np.asarray(pareto_k)}
-            h = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth)
+            h = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
+                                 res.dims, res.coords)
             ho_ll, ho_auc = heldout_logloss(res, root)
             lines.append(
                 f"| {name} | {loo['elpd']:.1f} | {loo['se']:.1f} | {loo['p']:.1f} | "

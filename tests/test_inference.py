@@ -140,3 +140,18 @@ def test_simulation_based_calibration_hier2pl(rng_key):
     for key, values in ranks.items():
         counts = np.bincount(np.asarray(values) * 5 // (n_keep + 1), minlength=5)
         assert chisquare(counts).pvalue > 0.001, f"{key}: rank histogram {counts}"
+
+
+def test_headline_names_the_worst_parameter_by_its_ids():
+    rng = np.random.default_rng(1)
+    draws = rng.normal(size=(4, 300, 2, 3))
+    draws[:, :, 1, 2] += np.arange(4)[:, None]  # one stuck parameter
+    stats = {"diverging": np.zeros((4, 300), bool), "tree_depth": np.full((4, 300), 3)}
+    head = convergence_headline(
+        {"ability": draws}, stats, 10,
+        dims={"ability": ("model", "benchmark")},
+        coords={"model": ["org/a", "org/b"], "benchmark": ["bfcl", "gsm8k", "mmlu_pro"]},
+    )
+    assert head["rhat_max_name"] == "ability[org/b, mmlu_pro]"
+    # Without coords the indices still say where it is.
+    assert convergence_headline({"ability": draws}, stats, 10)["rhat_max_name"] == "ability[1, 2]"

@@ -367,8 +367,24 @@ def _pointwise_log_likelihood(model, mcmc, arrays, y, chunk: int = 100) -> np.nd
     return flat.reshape(n_chains, n_total // n_chains, -1)
 
 
+def _param_name(name: str, shape: tuple[int, ...], flat_index: int,
+                dims: dict[str, tuple[str, ...]] | None, coords: dict[str, Any] | None) -> str:
+    """``ability[meta/llama-3-8b, gsm8k]`` from a flat index, labels where coords exist."""
+    if not shape:
+        return name
+    index = np.unravel_index(flat_index, shape)
+    names = (dims or {}).get(name, ())
+    labels = []
+    for axis, i in enumerate(index):
+        dim = names[axis] if axis < len(names) else None
+        values = (coords or {}).get(dim) if dim else None
+        labels.append(str(values[i]) if values is not None and i < len(values) else str(i))
+    return f"{name}[{', '.join(labels)}]"
+
+
 def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[str, np.ndarray],
-                         max_tree_depth: int) -> dict[str, Any]:
+                         max_tree_depth: int, dims: dict[str, tuple[str, ...]] | None = None,
+                         coords: dict[str, Any] | None = None) -> dict[str, Any]:
     """Worst-case convergence numbers over every scalar of every variable.
 
     Parameters
@@ -379,6 +395,8 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         Must hold ``diverging`` and ``tree_depth`` ``(chains, draws)``.
     max_tree_depth : int
         The limit used, to count saturated transitions.
+    dims, coords : dict, optional
+        ``FitResult.dims`` and ``FitResult.coords``: name the worst parameters by their ids.
 
     Returns
     -------
@@ -416,7 +434,8 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
             i = int(pick(vals))
             if better(vals[i], worst[key]):
                 worst[key] = float(vals[i])
-                worst[f"{key}_name"] = f"{name}[{int(idx[i])}]" if arr.ndim > 2 else name
+                worst[f"{key}_name"] = _param_name(name, arr.shape[2:], int(idx[i]), dims,
+                                                   coords)
     depth = np.asarray(sample_stats["tree_depth"])
     worst["divergences"] = int(np.asarray(sample_stats["diverging"]).sum())
     worst["tree_depth_hits"] = int((depth >= max_tree_depth).sum())
