@@ -188,18 +188,24 @@ def _parse_budgets(text: str) -> tuple[float, ...]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from bayesirt.submission import evaluate
+    from bayesirt.submission import SubmissionError, evaluate
 
-    report = evaluate(
-        args.submission,
-        args.data,
-        budgets=args.budgets,
-        policy=args.policy,
-        python=args.python,
-        time_limit=args.time_limit,
-        json_out=args.json,
-        seed=args.seed,
-    )
+    try:
+        report = evaluate(
+            args.submission,
+            args.data,
+            budgets=args.budgets,
+            policy=args.policy,
+            python=args.python,
+            time_limit=args.time_limit,
+            json_out=args.json,
+            seed=args.seed,
+        )
+    except SubmissionError as exc:
+        # The submission itself failed (raised, timed out, bad output): what the platform
+        # would show, in one message, not a traceback of the harness.
+        print(f"bayesirt evaluate: the submission failed: {exc}", file=sys.stderr)
+        return 1
     print(report.table())
     return 0
 

@@ -148,3 +148,18 @@ def test_broken_fit_fails_strict_and_report_says_why_first(tmp_path):
     verdict = html.index('id="verdict"')
     assert html[verdict: verdict + 2000].count("FAIL") >= 1
     assert html.index("R-hat") < html.index('<section id="provenance">')
+
+
+def test_failing_submission_is_reported_not_a_harness_traceback(tmp_path):
+    import zipfile
+
+    from bayesirt.data import bundled_dataset
+
+    zip_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("model.py", "def train(d):\n    raise RuntimeError('boom')\n"
+                                "def predict(a, b, c):\n    return []\n")
+    proc = run("evaluate", zip_path, bundled_dataset(), "--budgets", "0", check=False)
+    assert proc.returncode == 1
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("bayesirt evaluate: the submission failed") and "boom" in first
