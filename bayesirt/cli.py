@@ -72,6 +72,7 @@ def _fit_and_save(args: argparse.Namespace, data_path: Path, out: Path) -> tuple
         device=args.device,
         guess=args.guess,
         embedding_components=args.embedding_components,
+        parameterisation=args.parameterisation,
         log_likelihood=args.log_likelihood,
         progress=not args.no_progress,
         seed=args.seed,
@@ -244,6 +245,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         device=args.device,
         guess=False,
         embedding_components=0,
+        parameterisation="auto",
         log_likelihood=True,
         no_progress=args.no_progress,
         seed=args.seed,
@@ -336,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")
     p.add_argument("--embedding-components", type=int, default=0, metavar="P",
                    help="hier2pl: regress difficulty on P PCA components of item embeddings")
+    p.add_argument("--parameterisation", default="auto",
+                   choices=("auto", "centred", "noncentred"),
+                   help="hier2pl: how item/category parameters are sampled; auto centres them "
+                        "where the data pin them down (items with >= 5 responses in their "
+                        "rarer class in benchmarks of >= 500 items, categories with >= 20 "
+                        "items). Changes mixing, not the model")
     p.add_argument("--log-likelihood", action="store_true",
                    help="store pointwise log-likelihood (for LOO; chains x draws x obs floats)")
     p.add_argument("--strict", action="store_true",
@@ -366,9 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true")
 
     neighbours_help = (
-        "refine new items' difficulty prior by their 20 most similar training items "
-        "(embedding cosine; strength fitted leave-one-out on training items: empirical Bayes). "
-        "Measured on real-multibench: k=0 log-loss 0.5452 -> 0.5333"
+        "refine new items' difficulty prior by their 20 most similar training items, and "
+        "give each model a local ability offset from its residuals on them (embedding "
+        "cosine; strengths fitted leave-one-out on training items: empirical Bayes). "
+        "Measured on real-multibench at k=0: the difficulty prior took log-loss 0.5452 -> "
+        "0.5333, the ability offsets 0.5332 -> 0.5301 (AUC 0.8042 -> 0.8070)"
     )
 
     p = add("predict", "predict P(correct) for the test pairs",

@@ -21,6 +21,26 @@ import time
 from pathlib import Path
 
 
+def per_variable(posterior):
+    """Max R-hat and min bulk-ESS of each posterior variable (constant columns skipped)."""
+    import numpy as np
+    from arviz_stats.base import array_stats
+
+    out = {}
+    for name, value in posterior.items():
+        flat = np.asarray(value, dtype=np.float64)
+        flat = flat.reshape(flat.shape[0], flat.shape[1], -1)
+        flat = flat[..., np.ptp(flat, axis=(0, 1)) > 0]
+        if flat.shape[-1] == 0:
+            continue
+        flat = np.moveaxis(flat, -1, 0)
+        rhat = array_stats.rhat(flat, chain_axis=-2, draw_axis=-1, method="rank")
+        ess = array_stats.ess(flat, chain_axis=-2, draw_axis=-1, method="bulk")
+        out[name] = {"rhat_max": round(float(np.nanmax(rhat)), 4),
+                     "ess_bulk_min": round(float(np.nanmin(ess)), 1)}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data")
@@ -30,6 +50,9 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--parameterisation", default="auto",
+                    choices=("auto", "centred", "noncentred"))
+    ap.add_argument("--max-tree-depth", type=int, default=10)
     ap.add_argument("--grad-only", action="store_true", help="only time the gradient")
     ap.add_argument("--results", default="bench/results/fit_dev.md")
     args = ap.parse_args()
@@ -61,7 +84,7 @@ def main() -> int:
     print(f"data loaded in {load_s:.1f} s: {irt.n_obs:,} responses; device {machine}", flush=True)
 
     # Time one gradient of the potential energy on this device (jit_model_args as fit does).
-    inputs = build_inputs(irt)
+    inputs = build_inputs(irt, parameterisation=args.parameterisation)
     model = functools.partial(get_model("hier2pl").fn, **inputs.sizes)
     arrays = {k: jnp.asarray(v) for k, v in inputs.arrays.items()}
     y = jnp.asarray(inputs.response, dtype=jnp.float32)
@@ -92,7 +115,8 @@ def main() -> int:
         return 0
 
     cfg = FitConfig(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
-                    device=args.device, progress=True)
+                    device=args.device, progress=True, parameterisation=args.parameterisation,
+                    max_tree_depth=args.max_tree_depth)
     t0 = time.perf_counter()
     res = fit(jax.random.key(args.seed), irt, cfg)
     wall = time.perf_counter() - t0
@@ -107,6 +131,8 @@ def main() -> int:
     steps = res.sample_stats["n_steps"]
     row.update(
         chains=args.chains, warmup=args.warmup, draws=args.draws,
+        parameterisation=args.parameterisation, max_tree_depth=args.max_tree_depth,
+        step_size_mean=round(float(np.mean(res.sample_stats["step_size"][:, -1])), 4),
         wall_s_with_compile=round(wall, 1),
         sampling_s=res.provenance["sampling_wall_seconds"],
         steps_per_draw=round(float(steps.mean()), 1),
@@ -119,6 +145,7 @@ def main() -> int:
         converged=passed, posterior_mb=round(path.stat().st_size / 1e6, 1),
         save_s=round(save_s, 1),
     )
+    row["per_variable"] = per_variable(res.posterior)
     print(json.dumps(row, indent=1))
     with open(args.results, "a") as fh:
         fh.write(f"\n<!-- run {time.strftime('%Y-%m-%d %H:%M')} -->\n```json\n")

@@ -128,7 +128,7 @@ def test_contract_posterior_names_and_shapes(name):
             mu_log_discrimination=rng.normal(size=(*lead, 2)),
             sigma_log_discrimination=rng.uniform(size=(*lead, 2)),
             sigma_category=rng.uniform(size=(*lead, s["n_multi"])),
-            category_z=rng.normal(size=(*lead, s["n_free_categories"])),
+            category_offset_free=rng.normal(size=(*lead, s["n_free_categories"])),
         )
     else:
         samples.update(
@@ -160,6 +160,79 @@ def test_contract_posterior_names_and_shapes(name):
         assert not post["log_discrimination"].any()
     if name == "hier2pl":
         assert post["category_offset"].shape == (*lead, s["n_categories"])
+        free = inputs.arrays["free_category"]
+        np.testing.assert_allclose(post["category_offset"][..., free],
+                                   samples["category_offset_free"], rtol=1e-6)
+        others = np.setdiff1d(np.arange(s["n_categories"]), free)
+        assert not post["category_offset"][..., others].any()
+        assert "category_offset_free" not in post
+
+
+def test_parameterisation_masks_follow_the_data_thresholds():
+    from bayesirt.models.inputs import (
+        CENTRE_MIN_BENCHMARK_ITEMS as BIG,
+    )
+    from bayesirt.models.inputs import (
+        CENTRE_MIN_CATEGORY_ITEMS,
+        CENTRE_MIN_RESPONSES,
+        parameterisation_masks,
+    )
+
+    minority = np.array([CENTRE_MIN_RESPONSES - 1, CENTRE_MIN_RESPONSES, 70, 70])
+    bench_size = np.array([BIG, BIG, BIG, BIG - 1])
+    items = np.array([CENTRE_MIN_CATEGORY_ITEMS - 1, CENTRE_MIN_CATEGORY_ITEMS])
+    auto = parameterisation_masks(minority, bench_size, items)
+    # Centred only where the item has enough minority responses AND its benchmark is large.
+    assert auto["difficulty_centred"].tolist() == [0, 1, 1, 0]
+    assert auto["log_discrimination_centred"].tolist() == [0, 1, 1, 0]
+    assert auto["category_centred"].tolist() == [0, 1]
+    forced = parameterisation_masks(minority, bench_size, items, "centred")
+    assert forced["difficulty_centred"].all() and forced["log_discrimination_centred"].all()
+    none = parameterisation_masks(minority, bench_size, items, "noncentred")
+    assert not none["category_centred"].any() and not none["log_discrimination_centred"].any()
+    with pytest.raises(ValueError, match="parameterisation must be one of.*got 'both'"):
+        parameterisation_masks(minority, bench_size, items, "both")
+
+
+def test_build_inputs_carries_parameterisation_masks_of_the_right_size():
+    from bayesirt.models.inputs import CENTRE_MIN_BENCHMARK_ITEMS, CENTRE_MIN_RESPONSES
+
+    data, _ = simulate(np.random.default_rng(3), "hier2pl", n_models=20,
+                       items_per_benchmark=(CENTRE_MIN_BENCHMARK_ITEMS, 8),
+                       categories_per_benchmark=(1, 2))
+    s = build_inputs(data).sizes
+    a = build_inputs(data, parameterisation="noncentred").arrays
+    assert a["difficulty_centred"].shape == (s["n_items"],)
+    assert a["category_centred"].shape == (s["n_free_categories"],)
+    assert not a["difficulty_centred"].any()
+    # auto: centred exactly where an item has enough minority responses in the large
+    # benchmark; the 8-item benchmark's items and its 4-item categories stay non-centred.
+    auto = build_inputs(data).arrays
+    n = np.bincount(data.item_idx, minlength=s["n_items"])
+    k = np.bincount(data.item_idx, weights=data.response, minlength=s["n_items"])
+    expected = (np.minimum(k, n - k) >= CENTRE_MIN_RESPONSES) & (auto["item_benchmark"] == 0)
+    assert 0 < expected.sum() < (auto["item_benchmark"] == 0).sum()  # both forms occur
+    assert np.array_equal(auto["difficulty_centred"].astype(bool), expected)
+    assert np.array_equal(auto["log_discrimination_centred"].astype(bool), expected)
+    assert not auto["category_centred"].any()
+
+
+@pytest.mark.parametrize("centred", [0.0, 1.0])
+def test_mixed_normal_is_the_same_normal_in_either_form(centred):
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+
+    from bayesirt.models.irt import _mixed_normal
+
+    n = 20_000
+    loc = jnp.full(n, 1.5)
+    scale = jnp.full(n, 0.4)
+    with handlers.seed(rng_seed=jax.random.key(0)):
+        x = np.asarray(_mixed_normal("x", loc, scale, jnp.full(n, centred)))
+    # Monte Carlo standard errors: 0.4 / sqrt(n) = 0.003 for the mean, ~0.002 for the sd.
+    assert x.mean() == pytest.approx(1.5, abs=0.012)
+    assert x.std() == pytest.approx(0.4, abs=0.008)
 
 
 def test_simulate_standardises_hier2pl_abilities_per_benchmark():
@@ -172,3 +245,16 @@ def test_simulate_standardises_hier2pl_abilities_per_benchmark():
     assert data.n_obs == int(truth["observed_cell"][:, data.item_benchmark].sum())
     with pytest.raises(ValueError, match="cannot simulate"):
         simulate(np.random.default_rng(0), "3pl")
+
+
+def test_nuisance_widths_narrow_only_for_large_cells():
+    from bayesirt.models.inputs import NARROW_NUISANCE_MIN_ITEMS as BIG
+
+    data, _ = simulate(np.random.default_rng(6), "hier2pl", n_models=6,
+                       items_per_benchmark=(5, BIG))
+    a = build_inputs(data).arrays
+    width = a["benchmark_nuisance_width"]
+    assert width.shape == (2,)
+    # 5 items answered per cell: width 1; BIG items: 1 / sqrt(1 + 0.1 BIG).
+    np.testing.assert_allclose(width, [1.0, 1 / np.sqrt(1 + 0.1 * BIG)], rtol=1e-5)
+    assert 0 < a["model_nuisance_width"][0] < 1

@@ -24,6 +24,7 @@ from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
 from bayesirt import __version__
 from bayesirt.inference.result import FitResult
 from bayesirt.models import build_inputs, contract_posterior, get_model
+from bayesirt.models.inputs import PARAMETERISATIONS
 
 # Above this many observations, model arguments are passed as traced arguments instead of
 # being baked into the compiled program as constants (which stalls XLA at millions of rows);
@@ -53,6 +54,10 @@ class FitConfig:
         Per-benchmark lower asymptote (``hier2pl`` only).
     embedding_components : int
         PCA components of item embeddings in the difficulty prior (``hier2pl`` only).
+    parameterisation : str
+        ``auto`` (centred item/category parameters where the data pin them down, non-centred
+        elsewhere; ``hier2pl`` only), ``centred`` or ``noncentred``. Same model, different
+        sampler geometry (see ``bayesirt.models.inputs.parameterisation_masks``).
     jit_model_args : str or bool
         ``auto`` chooses by data size (see ``JIT_ARGS_THRESHOLD``).
     init : str
@@ -79,6 +84,7 @@ class FitConfig:
     device: str = "auto"
     guess: bool = False
     embedding_components: int = 0
+    parameterisation: str = "auto"
     jit_model_args: str | bool = "auto"
     init: str = "advi"
     init_steps: int = 1500
@@ -112,6 +118,11 @@ class FitConfig:
         if self.embedding_components < 0:
             raise ValueError(
                 f"embedding_components must be >= 0, got {self.embedding_components!r}"
+            )
+        if self.parameterisation not in PARAMETERISATIONS:
+            raise ValueError(
+                f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}, "
+                f"got {self.parameterisation!r}"
             )
         if self.init not in ("advi", "median"):
             raise ValueError(f"init must be advi or median, got {self.init!r}")
@@ -190,7 +201,11 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
     config.validate()
     spec = get_model(config.model)
     devices = select_devices(config.device)
-    inputs = build_inputs(data, embedding_components=config.embedding_components)
+    inputs = build_inputs(
+        data,
+        embedding_components=config.embedding_components,
+        parameterisation=config.parameterisation,
+    )
     sizes = dict(inputs.sizes)
     jit_args = (
         sizes["n_obs"] > JIT_ARGS_THRESHOLD

@@ -74,6 +74,8 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "difficulty": ("item",),
     "log_discrimination_z": ("item",),
     "difficulty_z": ("item",),
+    "log_discrimination_raw": ("item",),
+    "difficulty_raw": ("item",),
     "log_discrimination": ("item",),
     "mu_difficulty": ("benchmark",),
     "sigma_difficulty": ("benchmark",),
@@ -82,7 +84,8 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "rho": ("benchmark",),
     "guess": ("benchmark",),
     "sigma_category": ("multi_benchmark",),
-    "category_z": ("free_category",),
+    "category_raw": ("free_category",),
+    "category_offset_free": ("free_category",),
     "embedding_coef_z": ("benchmark", "component"),
     "embedding_coef": ("benchmark", "component"),
     "embedding_coef_scale": (),
@@ -191,10 +194,8 @@ def contract_posterior(
         out["ability"] = ability
         out["theta"] = general
         offset = np.zeros((*lead, inputs.sizes["n_categories"]))
-        if "category_z" in out:
-            free = inputs.arrays["free_category"]
-            slot = inputs.arrays["free_category_slot"]
-            offset[..., free] = out["sigma_category"][..., slot] * out["category_z"]
+        if "category_offset_free" in out:
+            offset[..., inputs.arrays["free_category"]] = out.pop("category_offset_free")
         out["category_offset"] = offset
     out.setdefault("ability_pop_loc", np.zeros((*lead, k)))
     out.setdefault("ability_pop_scale", np.ones((*lead, k)))

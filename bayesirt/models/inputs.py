@@ -25,7 +25,10 @@ class ModelInputs:
         (n_cells,), ``cell_benchmark`` (n_cells,), ``cell_mask`` (n_models, n_benchmarks) float,
         ``item_benchmark`` (n_items,), ``item_category`` (n_items,), ``free_category``
         (n_free_categories,), ``free_category_slot`` (n_free_categories,), ``multi_benchmark``
-        (n_multi,), ``model_idx`` (n_obs,), ``item_embedding_pc`` (n_items, n_components).
+        (n_multi,), ``model_idx`` (n_obs,), ``item_embedding_pc`` (n_items, n_components),
+        ``benchmark_nuisance_width`` (n_benchmarks,), ``model_nuisance_width`` (1,),
+        and the parameterisation masks ``difficulty_centred``, ``log_discrimination_centred``
+        (n_items,) and ``category_centred`` (n_free_categories,), float 0/1.
         Here ``n_items`` counts training items only.
     sizes : dict of str to int
         Static sizes bound into the model with ``functools.partial``.
@@ -81,7 +84,85 @@ def _pca(embeddings: np.ndarray, n_components: int) -> dict[str, np.ndarray]:
     }
 
 
-def build_inputs(data: Any, *, embedding_components: int = 0) -> ModelInputs:
+# Parameterisation thresholds (see ``build_inputs``). Centred where the data pin a value down,
+# non-centred where they do not. An item's information about its difficulty grows with its
+# minority responses (an item all 71 models got right only says "easier than the weakest
+# model", so its difficulty follows the category mean: non-centred); a category's mean is
+# pinned by its items.
+CENTRE_MIN_RESPONSES = 5
+# A centred item parameter leans on its benchmark's spread being pinned by many items. On the
+# small set (76-171 items per benchmark) centring items with enough responses made things
+# worse, measured: centred slopes fell into the funnel of sigma_log_discrimination (R-hat
+# 1.03, divergences), centred difficulties left mu_difficulty at R-hat 1.016 on one seed of
+# three. Items are centred only in benchmarks with this many items.
+CENTRE_MIN_BENCHMARK_ITEMS = 500
+CENTRE_MIN_CATEGORY_ITEMS = 20
+PARAMETERISATIONS = ("auto", "centred", "noncentred")
+# Cells (model, benchmark) with at least this many items answered get narrow standardisation
+# nuisances (see ``build_inputs``).
+NARROW_NUISANCE_MIN_ITEMS = 500
+
+
+def parameterisation_masks(
+    item_minority_count: np.ndarray,
+    item_benchmark_size: np.ndarray,
+    category_item_count: np.ndarray,
+    parameterisation: str = "auto",
+) -> dict[str, np.ndarray]:
+    """Which item and category parameters the sampler moves centred (1) or non-centred (0).
+
+    Parameters
+    ----------
+    item_minority_count : ndarray of int, shape (n_items,)
+        Training responses per item in the item's minority class: min(correct, wrong).
+    item_benchmark_size : ndarray of int, shape (n_items,)
+        Number of training items in each item's benchmark.
+    category_item_count : ndarray of int, shape (n_free_categories,)
+        Training items per free category.
+    parameterisation : {"auto", "centred", "noncentred"}
+        ``auto`` centres an item's difficulty and log-discrimination when at least
+        ``CENTRE_MIN_RESPONSES`` of its responses are in its minority class and its
+        benchmark has at least ``CENTRE_MIN_BENCHMARK_ITEMS`` items, and a category mean
+        when the category has at least ``CENTRE_MIN_CATEGORY_ITEMS`` items; the other two
+        force one form everywhere.
+
+    Returns
+    -------
+    dict
+        ``difficulty_centred``, ``log_discrimination_centred`` (n_items,) and
+        ``category_centred`` (n_free_categories,), float32 0/1.
+
+    Raises
+    ------
+    ValueError
+        On an unknown parameterisation.
+    """
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(
+            f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}, "
+            f"got {parameterisation!r}"
+        )
+    items = np.asarray(item_minority_count)
+    cats = np.asarray(category_item_count)
+    if parameterisation == "auto":
+        item_centred = (items >= CENTRE_MIN_RESPONSES) & (
+            np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS
+        )
+        cat_centred = cats >= CENTRE_MIN_CATEGORY_ITEMS
+    else:
+        flag = parameterisation == "centred"
+        item_centred = np.full(items.shape, flag)
+        cat_centred = np.full(cats.shape, flag)
+    return {
+        "difficulty_centred": item_centred.astype(np.float32),
+        "log_discrimination_centred": item_centred.astype(np.float32),
+        "category_centred": cat_centred.astype(np.float32),
+    }
+
+
+def build_inputs(
+    data: Any, *, embedding_components: int = 0, parameterisation: str = "auto"
+) -> ModelInputs:
     """Build model inputs from training data.
 
     Parameters
@@ -91,6 +172,9 @@ def build_inputs(data: Any, *, embedding_components: int = 0) -> ModelInputs:
     embedding_components : int, default 0
         Number of PCA components of the item embeddings to regress difficulty on; 0 disables
         the embedding term.
+    parameterisation : {"auto", "centred", "noncentred"}, default "auto"
+        How the hierarchical model's item and category parameters are sampled (see
+        :func:`parameterisation_masks`); it changes the sampler's geometry, not the model.
 
     Returns
     -------
@@ -138,7 +222,34 @@ def build_inputs(data: Any, *, embedding_components: int = 0) -> ModelInputs:
     free_category = free_category.astype(np.int32)
     free_category_slot = slot_of_benchmark[category_benchmark[free_category]].astype(np.int32)
 
+    # Nuisance widths of the ability standardisation (see ``irt.standardise_by_group``): where
+    # cells are large, a rough posterior sd of one standardised ability, 1 / sqrt(1 + 0.1 n)
+    # for n items answered, median over the group's members; 1 where cells are small.
+    # Measured: with width 1, cells of 613-10,227 items (full real-multibench) made the
+    # shift and stretch ~20x longer than any other direction (127 leapfrog steps per draw,
+    # 63 with the narrow widths); with narrow widths, cells of 60-171 items (the small set,
+    # the recovery test) left a chain stuck at a tiny step size in 2 of 7 runs, width 1 in
+    # none.
+    def nuisance_width(items_answered: np.ndarray) -> float:
+        n = float(np.median(items_answered))
+        return 1.0 / np.sqrt(1.0 + 0.1 * n) if n >= NARROW_NUISANCE_MIN_ITEMS else 1.0
+
+    cell_items = np.bincount(obs_cell, minlength=cells.size)
+    benchmark_width = np.ones(n_benchmarks)
+    for k in np.unique(cell_benchmark):
+        benchmark_width[k] = nuisance_width(cell_items[cell_benchmark == k])
+    model_items = np.bincount(model_idx, minlength=n_models)
+    model_width = nuisance_width(model_items[model_items > 0])
+    n_answered = np.bincount(item_idx, minlength=n_items)
+    n_correct = np.bincount(item_idx, weights=response, minlength=n_items).astype(np.int64)
+    masks = parameterisation_masks(
+        np.minimum(n_correct, n_answered - n_correct),
+        np.bincount(item_benchmark, minlength=n_benchmarks)[item_benchmark],
+        np.bincount(item_category, minlength=n_categories)[free_category],
+        parameterisation,
+    )
     arrays: dict[str, np.ndarray] = {
+        **masks,
         "model_idx": model_idx,
         "obs_item": item_idx,
         "obs_cell": obs_cell.astype(np.int32),
@@ -148,6 +259,8 @@ def build_inputs(data: Any, *, embedding_components: int = 0) -> ModelInputs:
         "benchmark_cell_count": np.bincount(cell_benchmark, minlength=n_benchmarks).astype(
             np.float32
         ),
+        "benchmark_nuisance_width": benchmark_width.astype(np.float32),
+        "model_nuisance_width": np.array([model_width], dtype=np.float32),
         "item_benchmark": item_benchmark,
         "item_category": item_category,
         "category_benchmark": category_benchmark,

@@ -14,13 +14,12 @@ with :math:`g_k = 0` unless the guessing floor is switched on, and :math:`a_j = 
 * Benchmark level: :math:`\mu^b_k \sim N(0, 3)`, :math:`\sigma^b_k \sim N^+(2.5)`,
   :math:`\mu^a_k \sim N(0, 1)`, :math:`\sigma^a_k \sim \mathrm{Gamma}(2, 4)` (zero-avoiding).
 * Category level (only in benchmarks with two or more categories, e.g. MMLU-Pro subjects, BFCL
-  task types): :math:`\nu_c = \mu^b_{k(c)} + \sigma^c_{k(c)} \zeta_c`,
-  :math:`\zeta_c \sim N(0, 1)`, :math:`\sigma^c_k \sim N^+(1)`; elsewhere :math:`\nu_c = \mu^b_k`.
-* Items: :math:`b_j = \nu_{c(j)} + \beta_k^\top z_j + \sigma^b_k \zeta^b_j` (non-centred:
-  measured, the centred form left sigma_difficulty at bulk-ESS ~200 of 2,000 draws),
-  :math:`\log a_j = \mu^a_k + \sigma^a_k \epsilon_j` (non-centred: a single item says little
-  about its own slope). :math:`z_j` are standardised PCA scores of the item
-  embedding, :math:`\beta_k \sim N(0, s_\beta^2)`, :math:`s_\beta \sim N^+(0.5)` (optional).
+  task types): :math:`\nu_c \sim N(\mu^b_{k(c)}, \sigma^c_{k(c)})`,
+  :math:`\sigma^c_k \sim N^+(1)`; elsewhere :math:`\nu_c = \mu^b_k`.
+* Items: :math:`b_j \sim N(\nu_{c(j)} + \beta_k^\top z_j, \sigma^b_k)`,
+  :math:`\log a_j \sim N(\mu^a_k, \sigma^a_k)`. :math:`z_j` are standardised PCA scores of
+  the item embedding, :math:`\beta_k \sim N(0, s_\beta^2)`, :math:`s_\beta \sim N^+(0.5)`
+  (optional).
 * Abilities: a one-factor model across benchmarks,
   :math:`\theta_{mk} = \rho_k \eta_m + \sqrt{1 - \rho_k^2}\,\varepsilon_{mk}` with
   :math:`\eta_m, \varepsilon_{mk} \sim N(0, 1)` and loadings :math:`\rho_k \sim
@@ -39,6 +38,14 @@ Identification
 
 Parameterisation (why it mixes)
 -------------------------------
+Item and category parameters are sampled centred where the data pin them down and
+non-centred where they do not, chosen per item from its number of responses and per category
+from its number of items, slopes only in large benchmarks
+(``bayesirt.models.inputs.parameterisation_masks`` says why). Measured: the small set
+(7 responses per MMLU-Pro item) needs mostly non-centred items (all-centred left
+sigma_difficulty at bulk-ESS ~200 of 2,000 draws); the full set (26-71 responses per item)
+mostly centred ones.
+
 The general ability :math:`\eta_m` is integrated out analytically: each model's vector of
 benchmark abilities has the multivariate normal prior :math:`N(0, D + \rho\rho^\top)`,
 :math:`D = \mathrm{diag}(1 - \rho^2)`, restricted to the benchmarks the model was observed on
@@ -86,15 +93,19 @@ def _likelihood(eta, guess_obs, y, n_obs):
         numpyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
 
 
-def standardise_by_group(x, group, count, n_groups):
+def standardise_by_group(x, group, count, n_groups, width=None):
     """Standardise ``x`` within groups and return the Jacobian-corrected nuisance density.
 
     The sampler moves free values ``x``; likelihood and prior see ``u = (x - m_g) / s_g``
     (mean 0, sample sd 1 within each group of two or more). The returned log density
     ``log g(m_g) + log h(s_g) - (n_g - 2) log s_g`` makes (m, s) independent nuisances: the
     last term is the Jacobian of ``x -> (m, s, u)``, so ``u`` keeps exactly the prior put on
-    it. Their widths match the mean and sd of ``n_g`` standard normals, so moving them costs
-    ``x`` about what moving one value costs (no funnel in x-space).
+    it, whatever ``g`` and ``h`` are. They are chosen for the sampler:
+    ``m ~ N(0, w / sqrt(n))``, ``log s ~ N(0, w / sqrt(2 (n - 1)))``, so that moving all of a
+    group's values together (shift or stretch) spans about ``w`` per value. Where data pin
+    each value to +-0.05 (thousands of items per cell), ``w = 1`` made the shift and stretch
+    directions ~20 times longer than any other, so ``w`` is then set near the posterior sd
+    of one value (``bayesirt.models.inputs.build_inputs`` says when, and what was measured).
 
     Parameters
     ----------
@@ -103,6 +114,8 @@ def standardise_by_group(x, group, count, n_groups):
     count : Array, shape (n_groups,)
         Group sizes (float).
     n_groups : int
+    width : Array or None, shape (n_groups,)
+        ``w`` above per group; None means 1.
 
     Returns
     -------
@@ -116,9 +129,10 @@ def standardise_by_group(x, group, count, n_groups):
     sq = jnp.zeros(n_groups, x.dtype).at[group].add(centred**2)
     scale = jnp.where(standardised, jnp.sqrt(sq / jnp.maximum(count - 1.0, 1.0)), 1.0)
     n_g = jnp.maximum(count, 2.0)
+    w = jnp.ones_like(count) if width is None else width
     log_nuisance = (
-        dist.Normal(0.0, 1.0 / jnp.sqrt(n_g)).log_prob(shift)
-        + dist.LogNormal(0.0, 1.0 / jnp.sqrt(2.0 * (n_g - 1.0))).log_prob(scale)
+        dist.Normal(0.0, w / jnp.sqrt(n_g)).log_prob(shift)
+        + dist.LogNormal(0.0, w / jnp.sqrt(2.0 * (n_g - 1.0))).log_prob(scale)
         - (count - 2.0) * jnp.log(scale)
     )
     return centred / scale[group], jnp.sum(jnp.where(standardised, log_nuisance, 0.0))
@@ -135,7 +149,9 @@ def _single_ability(data, n_models):
     )
     group = jnp.zeros(n_models, dtype=jnp.int32)
     count = jnp.full(1, float(n_models), dtype=theta_free.dtype)
-    theta, log_nuisance = standardise_by_group(theta_free, group, count, 1)
+    theta, log_nuisance = standardise_by_group(
+        theta_free, group, count, 1, data["model_nuisance_width"]
+    )
     numpyro.factor("ability_prior", log_nuisance)
     return numpyro.deterministic("theta", theta)
 
@@ -190,6 +206,37 @@ def twopl(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
         Observed responses.
     """
     _plain_irt(data, n_models, n_items, n_obs, y, two_param=True)
+
+
+def _mixed_normal(name, loc, scale, centred):
+    r"""Sample :math:`x \sim N(\text{loc}, \text{scale})` centred or non-centred per element.
+
+    Where ``centred`` is 1 the sampler moves :math:`x` itself; where 0 it moves
+    :math:`z = (x - \text{loc}) / \text{scale} \sim N(0, 1)`. Both give the same model; they
+    differ in geometry. Non-centred suits values the data say little about (the value then
+    follows its group's location and scale); centred suits values the data pin down, where a
+    standardised offset would have to move with every change of the group's location and
+    scale (a direction NUTS crosses only with long trajectories).
+
+    Parameters
+    ----------
+    name : str
+        Sample site name (the raw sampler coordinate).
+    loc, scale : Array, shape (n,)
+    centred : Array, shape (n,)
+        1.0 for centred, 0.0 for non-centred elements.
+
+    Returns
+    -------
+    Array, shape (n,)
+        :math:`x`.
+    """
+    is_centred = centred > 0
+    raw = numpyro.sample(
+        name,
+        dist.Normal(jnp.where(is_centred, loc, 0.0), jnp.where(is_centred, scale, 1.0)),
+    )
+    return jnp.where(is_centred, raw, loc + scale * raw)
 
 
 def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks):
@@ -287,11 +334,14 @@ def hier2pl(
         with numpyro.plate("multi_benchmark", n_multi):
             sigma_c = numpyro.sample("sigma_category", dist.HalfNormal(1.0))
         slot = data["free_category_slot"]
-        # Non-centred: a benchmark has only a dozen or so categories, so sigma_category is
-        # poorly pinned and the centred form diverged in its funnel (measured).
+        # Non-centred where a category has few items (sigma_category is then poorly pinned and
+        # the centred form diverged in its funnel, measured on the small set); centred where
+        # hundreds of items fix the category mean (see ``_mixed_normal``).
         with numpyro.plate("free_category", n_free_categories):
-            nu_z = numpyro.sample("category_z", dist.Normal(0.0, 1.0))
-        nu = mu_b[multi][slot] + sigma_c[slot] * nu_z
+            nu = _mixed_normal(
+                "category_raw", mu_b[multi][slot], sigma_c[slot], data["category_centred"]
+            )
+        numpyro.deterministic("category_offset_free", nu - mu_b[multi][slot])
         category_mean = category_mean.at[data["free_category"]].set(nu)
 
     item_benchmark = data["item_benchmark"]
@@ -307,12 +357,17 @@ def hier2pl(
         )
 
     with numpyro.plate("item", n_items):
-        z_b = numpyro.sample("difficulty_z", dist.Normal(0.0, 1.0))
-        z_a = numpyro.sample("log_discrimination_z", dist.Normal(0.0, 1.0))
-    b = numpyro.deterministic("difficulty", prior_mean + sigma_b[item_benchmark] * z_b)
-    log_a = numpyro.deterministic(
-        "log_discrimination", mu_a[item_benchmark] + sigma_a[item_benchmark] * z_a
-    )
+        b = _mixed_normal(
+            "difficulty_raw", prior_mean, sigma_b[item_benchmark], data["difficulty_centred"]
+        )
+        log_a = _mixed_normal(
+            "log_discrimination_raw",
+            mu_a[item_benchmark],
+            sigma_a[item_benchmark],
+            data["log_discrimination_centred"],
+        )
+    b = numpyro.deterministic("difficulty", b)
+    log_a = numpyro.deterministic("log_discrimination", log_a)
 
     # Observed-cell abilities. The sampler moves free values x; the likelihood sees them
     # standardised per benchmark over the models observed on it, u = (x - m_k) / s_k, so it
@@ -327,7 +382,11 @@ def hier2pl(
         dist.ImproperUniform(constraints.real, (), (n_cells,)),
     )
     ability_std, log_nuisance = standardise_by_group(
-        ability_cell, data["cell_benchmark"], data["benchmark_cell_count"], n_benchmarks
+        ability_cell,
+        data["cell_benchmark"],
+        data["benchmark_cell_count"],
+        n_benchmarks,
+        data["benchmark_nuisance_width"],
     )
     ability_std = numpyro.deterministic("ability_std", ability_std)
     numpyro.factor(
