@@ -142,7 +142,11 @@ def _options(data: Any, neighbours: bool) -> dict[str, Any]:
     if not neighbours or data.item_embeddings is None:
         return {}
     n = data.n_train_items
-    return {"neighbours": (list(data.item_ids[:n]), np.asarray(data.item_embeddings[:n]))}
+    responses = (np.asarray(data.model_ids, dtype=object)[data.model_idx],
+                 np.asarray(data.item_ids, dtype=object)[data.item_idx],
+                 np.asarray(data.response, dtype=np.int8))
+    return {"neighbours": (list(data.item_ids[:n]), np.asarray(data.item_embeddings[:n]),
+                           responses)}
 
 
 def _prepare(posterior_path, test_dir, train_dir, labeled) -> tuple:

@@ -778,6 +778,7 @@ class _ItemState:
     alpha: np.ndarray  # (S_j, N) discrimination at each node
     w: np.ndarray  # (S_j, N) normalised weights (sum 1)
     guess: np.ndarray | None  # (S_j,) lower asymptote or None
+    offset: np.ndarray | None = None  # (n_models,) local ability offset on a new item
 
 
 def _parse_labels(labels: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -862,7 +863,7 @@ class _Engine:
         max_draws: int | None,
         min_ess: float,
         item_draws: int | None = 32,
-        neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+        neighbours: tuple[Any, ...] | None = None,
         n_neighbours: int = 20,
     ) -> None:
         if isinstance(quad_nodes, (int, np.integer)):
@@ -923,6 +924,8 @@ class _Engine:
         self.new_mean = self._new_item_means(new_items)
         self.new_sd_scale = np.ones(len(self.new_ids))
         self.neighbour_fit: dict[str, tuple[float, float]] = {}
+        self.neighbour_ability_fit: dict[str, float] = {}
+        self.model_offset: dict[int, np.ndarray] = {}
         if neighbours is not None and self.new_ids:
             self._neighbour_prior(new_items, neighbours, int(n_neighbours))
         self._nodes(q_b, q_l)
@@ -1014,7 +1017,7 @@ class _Engine:
         return mean
 
     def _neighbour_prior(self, new_items: Mapping[str, ItemInfo],
-                         neighbours: tuple[Sequence[str], np.ndarray], n_nb: int) -> None:
+                         neighbours: tuple[Any, ...], n_nb: int) -> None:
         """Empirical-Bayes nearest-neighbour refinement of new items' difficulty prior.
 
         The model's prior mean for an item (benchmark mean + category offset + embedding
@@ -1029,7 +1032,7 @@ class _Engine:
         """
         if n_nb < 1:
             raise ValueError(f"n_neighbours must be >= 1, got {n_nb}")
-        ids, emb = neighbours
+        ids, emb = neighbours[0], neighbours[1]
         emb = np.asarray(emb, dtype=np.float32)
         ids = [str(i) for i in ids]
         if emb.ndim != 2 or emb.shape[0] != len(ids):
@@ -1090,6 +1093,98 @@ class _Engine:
                 idx = np.asarray(targets[lo:lo + 1024])
                 self.new_mean[:, idx] += lam * r[nb].mean(axis=1)[None, :]
                 self.new_sd_scale[idx] = rho
+        if len(neighbours) > 2 and neighbours[2] is not None:
+            self._neighbour_abilities(new_items, neighbours[2], E, have, n_nb)
+
+    def _neighbour_abilities(self, new_items: Mapping[str, ItemInfo], responses: Any,
+                             E: np.ndarray, have: np.ndarray, n_nb: int) -> None:
+        """Empirical-Bayes local ability offsets of each model on each new item.
+
+        The model has one ability per (model, benchmark); models are also better or worse
+        at kinds of items within a benchmark (a subject of MMLU-Pro, a task type of BFCL).
+        A model's mean residual ``y - p`` (``p`` the posterior-mean fit) on a new item's
+        ``n_nb`` most similar fitted items measures that. Per benchmark, the offset
+        ``lambda_k * mean residual`` (ability units, ``lambda_k`` in [0, 6]) is fitted by
+        maximum likelihood on up to 1,500 fitted items with leave-one-out neighbours, and a
+        new item's prediction for model m uses ability ``theta_mk + offset_m``, inside the
+        quadrature, so revealed labels condition on it consistently. Models without responses
+        on the neighbours get no offset; ``lambda_k = 0`` switches it off where it does not
+        help. Uses only training responses and the new item's own embedding.
+
+        Parameters
+        ----------
+        responses : (model_ids, item_ids, y)
+            Training responses (e.g. from ``bayesirt.data``); unknown ids are skipped.
+        E : ndarray, shape (n_items, d)
+            Unit-norm embeddings of the posterior's items (zero rows where ``have`` is False).
+        """
+        d = self.d
+        r_m, r_i, r_y = _parse_labels(responses, "neighbour responses")
+        mi = np.asarray([self.model_index.get(m, -1) for m in r_m.tolist()])
+        ii = np.asarray([self.item_index.get(i, -1) for i in r_i.tolist()])
+        keep = (mi >= 0) & (mi < len(d.model_ids)) & (ii >= 0)
+        if not keep.any():
+            return
+        mi, ii, y = mi[keep], ii[keep], r_y[keep].astype(np.float64)
+        kb = d.item_benchmark
+        theta = d.ability.mean(0)  # (n_models, K)
+        b = d.difficulty.mean(0)
+        alpha = np.exp(d.log_discrimination.mean(0))
+        g = None if d.guess is None else d.guess.mean(0)
+
+        def prob(eta: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+            p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+            return p if g is None else g[k] + (1.0 - g[k]) * p
+
+        n_models, n_items = len(d.model_ids), len(d.item_ids)
+        resid = np.zeros((n_models, n_items), dtype=np.float32)
+        count = np.zeros((n_models, n_items), dtype=np.float32)
+        resid[mi, ii] = y - prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
+        count[mi, ii] = 1.0
+        observed = count > 0
+        y_full = np.zeros((n_models, n_items), dtype=np.float32)
+        y_full[mi, ii] = y
+
+        def local_residual(nb: np.ndarray) -> np.ndarray:
+            """(n_models, n_targets) mean residual over each target's neighbours."""
+            return resid[:, nb].sum(axis=-1) / np.maximum(count[:, nb].sum(axis=-1), 1.0)
+
+        n_total = len(self.model_index)
+        grid = np.linspace(0.0, 6.0, 121)
+        for k in range(len(d.benchmark_ids)):
+            pool = np.flatnonzero((kb == k) & have)
+            targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
+                       and new_items[self.new_ids[n]].embedding is not None]
+            if pool.size < n_nb + 2 or not targets:
+                continue
+            est = pool[_even_index(pool.size, min(pool.size, 1500))]
+            sim = E[est] @ E[pool].T
+            sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
+            x = local_residual(pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]])
+            obs = observed[:, est]
+            base = (theta[:, k][:, None] - b[est][None, :])[obs]
+            a_obs = np.broadcast_to(alpha[est][None, :], obs.shape)[obs]
+            x_obs, y_obs = x[obs], y_full[:, est][obs]
+            best_lam, best_ll = 0.0, -np.inf
+            for lam in grid:
+                p = np.clip(prob(a_obs * (base + lam * x_obs), k), 1e-7, 1 - 1e-7)
+                ll = float(np.sum(y_obs * np.log(p) + (1 - y_obs) * np.log1p(-p)))
+                if ll > best_ll:
+                    best_lam, best_ll = float(lam), ll
+            self.neighbour_ability_fit[d.benchmark_ids[k]] = best_lam
+            if best_lam == 0.0:
+                continue
+            q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
+                          .reshape(-1) for n in targets])
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            for lo in range(0, len(targets), 256):
+                sim = q[lo:lo + 256] @ E[pool].T
+                off = best_lam * local_residual(
+                    pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]])
+                for c, n in enumerate(targets[lo:lo + 256]):
+                    vec = np.zeros(n_total, dtype=np.float32)
+                    vec[:n_models] = off[:, c]
+                    self.model_offset[n] = vec
 
     def _nodes(self, q_b: int, q_l: int) -> None:
         """Trapezoid grids in standardised coordinates (u_b over +-6, u_l over +-4).
@@ -1265,6 +1360,8 @@ class _Engine:
             logw = logw_draw[:, None] + self._log_prior(zb, zl)[None, :]
         else:
             a_lab = self.A[sub[:, None], self.lab_mi[rows][None, :], k]  # (S_j, L)
+            if j in self.model_offset:
+                a_lab = a_lab + self.model_offset[j][self.lab_mi[rows]][None, :]
             sign = self.lab_sign[rows]
             zb, zl = self._adapted_grid(j, a_lab, sign)
             logw, lz = self._posterior_logw(j, sub, zb, zl, a_lab, sign, logw_draw)
@@ -1282,7 +1379,7 @@ class _Engine:
             zb, zl = zb[keep], zl[keep]
         b, al = self._node_params(j, sub, zb, zl)
         g = None if self.guess is None else self.guess[sub, k]
-        return _ItemState(k, sub, b, al, w, g)
+        return _ItemState(k, sub, b, al, w, g, self.model_offset.get(j))
 
     def _posterior_logw(
         self, j: int, sub: np.ndarray, zb: np.ndarray, zl: np.ndarray, a_lab: np.ndarray,
@@ -1335,6 +1432,8 @@ class _Engine:
         expit in numpy; the rounding (~1e-7) is far below the quadrature error.
         """
         a = self.A32[st.s[:, None], models[None, :], st.bench]  # (S_j, n)
+        if st.offset is not None:
+            a = a + st.offset[models][None, :]
         x = a[:, None, :] - st.b.astype(np.float32)[:, :, None]
         x *= (0.5 * st.alpha).astype(np.float32)[:, :, None]
         np.tanh(x, out=x)
@@ -1440,7 +1539,7 @@ def predict_pairs(
     max_draws: int | None = 1000,
     item_draws: int | None = 32,
     min_ess: float = 20.0,
-    neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+    neighbours: tuple[Any, ...] | None = None,
     n_neighbours: int = 20,
     progress: bool = False,
 ) -> np.ndarray:
@@ -1475,10 +1574,13 @@ def predict_pairs(
         quadrature (None: all). Known items always use every kept draw.
     min_ess : float
         Effective-sample-size floor of the importance weights before the fallbacks apply.
-    neighbours : (item_ids, embeddings), optional
+    neighbours : (item_ids, embeddings) or (item_ids, embeddings, responses), optional
         Embeddings ``(n, d)`` of fitted (training) items, by id. When given, a new item's
         difficulty prior is refined by its ``n_neighbours`` most similar fitted items
         (empirical Bayes, see ``_Engine._neighbour_prior``); new items need embeddings.
+        With the training responses ``(model_ids, item_ids, y)`` as a third element, each
+        model also gets a local ability offset on each new item from its residuals on those
+        neighbours (``_Engine._neighbour_abilities``).
     n_neighbours : int
         Neighbours per new item.
     progress : bool
@@ -1531,7 +1633,7 @@ def score_pairs(
     max_draws: int | None = 1000,
     item_draws: int | None = 16,
     min_ess: float = 20.0,
-    neighbours: tuple[Sequence[str], np.ndarray] | None = None,
+    neighbours: tuple[Any, ...] | None = None,
     n_neighbours: int = 20,
     max_targets: int = 48,
     progress: bool = False,
@@ -1762,8 +1864,9 @@ def read_neighbours(
 
     Returns
     -------
-    (item_ids, embeddings) or None
-        None when ``item_embeddings.npy`` is absent.
+    (item_ids, embeddings[, responses]) or None
+        None when ``item_embeddings.npy`` is absent; ``responses`` (model_ids, item_ids, y)
+        from ``train_responses.csv`` when that file exists.
 
     Raises
     ------
@@ -1778,7 +1881,10 @@ def read_neighbours(
     emb = np.load(path)
     if emb.ndim != 2 or emb.shape[0] != len(ids):
         raise ValueError(f"{path}: shape {emb.shape} does not match {len(ids)} items")
-    return ids, emb
+    responses_csv = os.path.join(train_dir, "train_responses.csv")
+    if not os.path.exists(responses_csv):
+        return ids, emb
+    return ids, emb, read_labels_csv(responses_csv)
 
 
 def _as_draws(posterior: PosteriorDraws | str | os.PathLike[str]) -> PosteriorDraws:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bayesirt.predictive import (  # noqa: E402
     load_flat,
     predict_pairs,
+    read_neighbours,
     read_new_items,
     score_pairs,
 )
@@ -93,6 +94,9 @@ def main() -> None:
     ap.add_argument("--item-draws", type=int, default=32)
     ap.add_argument("--neighbours", type=int, default=0,
                     help="use the nearest-neighbour prior with this many neighbours (0: off)")
+    ap.add_argument("--neighbour-abilities", action=argparse.BooleanOptionalAction,
+                    default=True, help="with --neighbours: also the local ability offsets "
+                    "from the training responses (as bayesirt predict)")
     ap.add_argument("--note", default="", help="how the posterior was made (goes in --out)")
     args = ap.parse_args()
     data = Path(args.data_dir)
@@ -126,9 +130,11 @@ def main() -> None:
 
     nb_kw = {}
     if args.neighbours:
-        train_ids = read_csv(data / "train/train_items.csv")["item_id"]
-        nb_kw = {"neighbours": (train_ids, np.load(data / "train/item_embeddings.npy")),
-                 "n_neighbours": args.neighbours}
+        # As bayesirt predict: item ids, embeddings and (--neighbour-abilities) responses.
+        neighbours = read_neighbours(data / "train")
+        if not args.neighbour_abilities:
+            neighbours = neighbours[:2]
+        nb_kw = {"neighbours": neighbours, "n_neighbours": args.neighbours}
 
     def run(labels_idx: np.ndarray) -> tuple[float, float, float]:
         labels = (models[labels_idx], items[labels_idx], y[labels_idx]) if labels_idx.size \
@@ -154,7 +160,8 @@ def main() -> None:
     lines = [f"# bayesirt.predictive on {set_name} (bench/predict_accuracy.py)", "",
              f"Posterior: `{args.posterior}` ({draws.n_draws} draws, model "
              f"{draws.attrs.get('model_name', '?')}); predictions by `predict_pairs` "
-             f"(item_draws={args.item_draws}, neighbours={args.neighbours}); scored on the "
+             f"(item_draws={args.item_draws}, neighbours={args.neighbours}, neighbour "
+             f"abilities={args.neighbour_abilities and bool(args.neighbours)}); scored on the "
              "unrevealed test pairs as in "
              "docs/peers.md.", *([args.note] if args.note else []), "",
              "| system | k=0 log-loss | k=0 AUC | k=3 log-loss | k=3 AUC | k=10 log-loss | "

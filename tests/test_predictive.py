@@ -501,6 +501,47 @@ def test_neighbour_prior_moves_new_items_towards_similar_fitted_items():
 
 
 def test_read_neighbours_on_the_bundled_data(small_dir, tmp_path):
-    ids, emb = read_neighbours(small_dir / "train")
+    ids, emb, (r_models, r_items, r_y) = read_neighbours(small_dir / "train")
     assert len(ids) == emb.shape[0] == 512 and ids[0].count(":") >= 1
+    assert r_models.shape == r_items.shape == r_y.shape == (8844,)
+    assert set(np.unique(r_y).tolist()) == {0, 1}
     assert read_neighbours(tmp_path) is None
+
+
+def test_neighbour_abilities_follow_a_models_residuals_on_similar_items():
+    rng = np.random.default_rng(21)
+    S, M, J, d = 40, 6, 400, 8
+    centres = rng.normal(size=(2, d)) * 3
+    cluster = np.arange(J) % 2
+    emb = centres[cluster] + rng.normal(size=(J, d))
+    ones = np.ones((S, 1))
+    # The posterior says every model is average on every item (p = 0.5) ...
+    draws = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=["b"], ability=np.zeros((S, M, 1)), difficulty=np.zeros((S, J)),
+        mu_difficulty=0 * ones, sigma_difficulty=0.5 * ones,
+        ability_pop_loc=0 * ones, ability_pop_scale=ones, item_benchmark=np.zeros(J, int))
+    # ... but m0 got every cluster-1 item right and every cluster-0 item wrong; the others
+    # answered at random.
+    y = rng.integers(0, 2, size=(M, J))
+    y[0] = cluster
+    models = np.repeat([f"m{i}" for i in range(M)], J)
+    items = np.tile([f"i{j}" for j in range(J)], M)
+    responses = (models, items, y.reshape(-1))
+    new = {"like1": ItemInfo("b", None, centres[1]), "like0": ItemInfo("b", None, centres[0])}
+    pair_m = ["m0", "m0", "m1", "m1"]
+    pair_i = ["like1", "like0", "like1", "like0"]
+    ids = [f"i{j}" for j in range(J)]
+    p_items = predict_pairs(draws, pair_m, pair_i, new_items=new, neighbours=(ids, emb),
+                            n_neighbours=10)
+    p = predict_pairs(draws, pair_m, pair_i, new_items=new,
+                      neighbours=(ids, emb, responses), n_neighbours=10)
+    assert abs(p_items[0] - p_items[1]) < 1e-9  # item-side prior alone: m0 is average
+    assert p[0] > 0.7 and p[1] < 0.3  # m0's local skill carries to similar new items
+    assert abs(p[2] - 0.5) < 0.15 and abs(p[3] - 0.5) < 0.15  # m1's residuals are noise
+    assert np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
+    # Revealed labels on the new item still condition it (with the offsets in place).
+    p_lab = predict_pairs(draws, pair_m, pair_i, new_items=new,
+                          neighbours=(ids, emb, responses), n_neighbours=10,
+                          labels=(["m2", "m3", "m4", "m5"], ["like1"] * 4, [0, 0, 0, 0]))
+    assert p_lab[0] < p[0] and p_lab[2] < p[2]

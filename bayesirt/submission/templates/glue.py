@@ -203,7 +203,12 @@ def _options(kind: str, d: _data.IRTData | None) -> dict:
                   "given, or no embedding files): the neighbour prior is not used")
         else:
             n = d.n_train_items
-            opts["neighbours"] = (list(d.item_ids[:n]), np.asarray(d.item_embeddings[:n]))
+            # Training responses too: the neighbours' residuals give local ability offsets.
+            responses = (np.asarray(d.model_ids, dtype=object)[d.model_idx],
+                         np.asarray(d.item_ids, dtype=object)[d.item_idx],
+                         np.asarray(d.response, dtype=np.int8))
+            opts["neighbours"] = (list(d.item_ids[:n]), np.asarray(d.item_embeddings[:n]),
+                                  responses)
     return opts
 
 
