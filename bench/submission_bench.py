@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 
     draws = args.draws if args.draws is not None else "auto"
     t0 = time.perf_counter()
-    info = build_bundle(posterior, work / "submission.zip", max_draws=draws)
+    # As `bayesirt bundle` by default: the neighbour prior and local ability offsets.
+    info = build_bundle(posterior, work / "submission.zip", max_draws=draws,
+                        predict_options={"neighbours": True})
     t_bundle = time.perf_counter() - t0
     print(f"bundle: {info.size_bytes / 1e6:.1f} MB ({info.n_draws} draws, artifact "
           f"{info.artifact_bytes / 1e6:.1f} MB) in {t_bundle:.1f} s", file=sys.stderr)
