@@ -1032,6 +1032,11 @@ class _Engine:
         """
         if n_nb < 1:
             raise ValueError(f"n_neighbours must be >= 1, got {n_nb}")
+        if not isinstance(neighbours, (tuple, list)) or len(neighbours) not in (2, 3):
+            raise ValueError(
+                "neighbours must be (item_ids, embeddings) or (item_ids, embeddings, "
+                f"responses), got {type(neighbours).__name__} of length "
+                f"{len(neighbours) if hasattr(neighbours, '__len__') else '?'}")
         ids, emb = neighbours[0], neighbours[1]
         emb = np.asarray(emb, dtype=np.float32)
         ids = [str(i) for i in ids]
@@ -1066,35 +1071,55 @@ class _Engine:
             m[rows[ok]] += np.einsum("np,np->n", coef[kb[rows[ok]]], z)
         r = d.difficulty.mean(0) - m
         for k in range(len(d.benchmark_ids)):
-            pool = np.flatnonzero((kb == k) & have)
-            targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
-                       and new_items[self.new_ids[n]].embedding is not None]
-            if pool.size < n_nb + 2 or not targets:
+            sets = self._neighbour_sets(k, new_items, E, have, n_nb, 2000)
+            if sets is None:
                 continue
-            est = pool[_even_index(pool.size, min(pool.size, 2000))]
-            sim = E[est] @ E[pool].T
-            sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
-            x = r[pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]]].mean(axis=1)
+            pool, targets, est, est_nb = sets
+            x = r[est_nb].mean(axis=1)
             y = r[est]
             lam = float(np.clip((x @ y) / max(x @ x, 1e-12), 0.0, 1.0))
             rho = float(np.clip(np.sqrt(np.mean((y - lam * x) ** 2) / max(np.mean(y**2), 1e-12)),
                                 0.3, 1.0))
             self.neighbour_fit[d.benchmark_ids[k]] = (lam, rho)
-            q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
-                          .reshape(-1) for n in targets])
-            if q.shape[1] != E.shape[1]:
-                raise ValueError(
-                    f"new item {self.new_ids[targets[0]]!r}: embedding has {q.shape[1]} dims, "
-                    f"the neighbour embeddings have {E.shape[1]}")
-            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-            for lo in range(0, len(targets), 1024):
-                sim = q[lo:lo + 1024] @ E[pool].T
-                nb = pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]]
-                idx = np.asarray(targets[lo:lo + 1024])
+            for idx, nb in self._target_neighbours(targets, new_items, E, pool, n_nb):
                 self.new_mean[:, idx] += lam * r[nb].mean(axis=1)[None, :]
                 self.new_sd_scale[idx] = rho
-        if len(neighbours) > 2 and neighbours[2] is not None:
+        if len(neighbours) == 3 and neighbours[2] is not None:
             self._neighbour_abilities(new_items, neighbours[2], E, have, n_nb)
+
+    def _neighbour_sets(self, k: int, new_items: Mapping[str, ItemInfo], E: np.ndarray,
+                        have: np.ndarray, n_nb: int, n_est: int) -> tuple | None:
+        """Benchmark ``k``'s fitted pool, new targets, and leave-one-out neighbours of a sample.
+
+        Returns ``(pool, targets, est, est_nb)``: fitted items of ``k`` with embeddings, new
+        items of ``k`` with embeddings, up to ``n_est`` evenly spaced pool items, and each of
+        those items' ``n_nb`` most cosine-similar other pool items ``(n_est, n_nb)``; None
+        when the pool is too small or there is nothing to predict.
+        """
+        pool = np.flatnonzero((self.d.item_benchmark == k) & have)
+        targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
+                   and new_items[self.new_ids[n]].embedding is not None]
+        if pool.size < n_nb + 2 or not targets:
+            return None
+        est = pool[_even_index(pool.size, min(pool.size, n_est))]
+        sim = E[est] @ E[pool].T
+        sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
+        return pool, targets, est, pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]]
+
+    def _target_neighbours(self, targets: list[int], new_items: Mapping[str, ItemInfo],
+                           E: np.ndarray, pool: np.ndarray, n_nb: int, chunk: int = 512):
+        """Yield ``(target indices, their n_nb nearest pool items)`` in chunks of new items."""
+        q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
+                      .reshape(-1) for n in targets])
+        if q.shape[1] != E.shape[1]:
+            raise ValueError(
+                f"new item {self.new_ids[targets[0]]!r}: embedding has {q.shape[1]} dims, "
+                f"the neighbour embeddings have {E.shape[1]}")
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        for lo in range(0, len(targets), chunk):
+            sim = q[lo:lo + chunk] @ E[pool].T
+            yield (np.asarray(targets[lo:lo + chunk]),
+                   pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]])
 
     def _neighbour_abilities(self, new_items: Mapping[str, ItemInfo], responses: Any,
                              E: np.ndarray, have: np.ndarray, n_nb: int) -> None:
@@ -1136,31 +1161,28 @@ class _Engine:
             p = 0.5 * (1.0 + np.tanh(0.5 * eta))
             return p if g is None else g[k] + (1.0 - g[k]) * p
 
+        # Dense (model, item) tables: 6 bytes per cell (~11 MB for 131 x 14,086).
         n_models, n_items = len(d.model_ids), len(d.item_ids)
         resid = np.zeros((n_models, n_items), dtype=np.float32)
-        count = np.zeros((n_models, n_items), dtype=np.float32)
         resid[mi, ii] = y - prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
-        count[mi, ii] = 1.0
-        observed = count > 0
-        y_full = np.zeros((n_models, n_items), dtype=np.float32)
+        observed = np.zeros((n_models, n_items), dtype=bool)
+        observed[mi, ii] = True
+        y_full = np.zeros((n_models, n_items), dtype=np.int8)
         y_full[mi, ii] = y
 
         def local_residual(nb: np.ndarray) -> np.ndarray:
             """(n_models, n_targets) mean residual over each target's neighbours."""
-            return resid[:, nb].sum(axis=-1) / np.maximum(count[:, nb].sum(axis=-1), 1.0)
+            n_seen = observed[:, nb].sum(axis=-1, dtype=np.float32)
+            return resid[:, nb].sum(axis=-1) / np.maximum(n_seen, 1.0)
 
         n_total = len(self.model_index)
         grid = np.linspace(0.0, 6.0, 121)
         for k in range(len(d.benchmark_ids)):
-            pool = np.flatnonzero((kb == k) & have)
-            targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
-                       and new_items[self.new_ids[n]].embedding is not None]
-            if pool.size < n_nb + 2 or not targets:
+            sets = self._neighbour_sets(k, new_items, E, have, n_nb, 1500)
+            if sets is None:
                 continue
-            est = pool[_even_index(pool.size, min(pool.size, 1500))]
-            sim = E[est] @ E[pool].T
-            sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
-            x = local_residual(pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]])
+            pool, targets, est, est_nb = sets
+            x = local_residual(est_nb)
             obs = observed[:, est]
             base = (theta[:, k][:, None] - b[est][None, :])[obs]
             a_obs = np.broadcast_to(alpha[est][None, :], obs.shape)[obs]
@@ -1174,14 +1196,9 @@ class _Engine:
             self.neighbour_ability_fit[d.benchmark_ids[k]] = best_lam
             if best_lam == 0.0:
                 continue
-            q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
-                          .reshape(-1) for n in targets])
-            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-            for lo in range(0, len(targets), 256):
-                sim = q[lo:lo + 256] @ E[pool].T
-                off = best_lam * local_residual(
-                    pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]])
-                for c, n in enumerate(targets[lo:lo + 256]):
+            for idx, nb in self._target_neighbours(targets, new_items, E, pool, n_nb, 256):
+                off = best_lam * local_residual(nb)
+                for c, n in enumerate(idx.tolist()):
                     vec = np.zeros(n_total, dtype=np.float32)
                     vec[:n_models] = off[:, c]
                     self.model_offset[n] = vec

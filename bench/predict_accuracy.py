@@ -132,6 +132,8 @@ def main() -> None:
     if args.neighbours:
         # As bayesirt predict: item ids, embeddings and (--neighbour-abilities) responses.
         neighbours = read_neighbours(data / "train")
+        if neighbours is None:
+            sys.exit(f"--neighbours needs {data / 'train/item_embeddings.npy'}")
         if not args.neighbour_abilities:
             neighbours = neighbours[:2]
         nb_kw = {"neighbours": neighbours, "n_neighbours": args.neighbours}

@@ -19,6 +19,7 @@ from bayesirt.models.simulate import simulate
         ({"model": "rasch", "guess": True}, "does not take option 'guess'"),
         ({"embedding_components": -2}, "embedding_components must be >= 0"),
         ({"parameterisation": "half"}, "parameterisation must be one of auto, centred"),
+        ({"model": "rasch", "parameterisation": "centred"}, "applies to hier2pl only"),
     ],
 )
 def test_config_validation_names_the_bad_value(kwargs, message):

@@ -477,12 +477,17 @@ def test_folder_helpers_write_predictions_and_acquisitions(tmp_path, world):
         predict_test_dir(world, test, labeled=tmp_path / "bad.csv")
 
 
+def _two_clusters(rng, n_items, dim=8):
+    """Item embeddings in two well-separated clusters: (centres, cluster of each item, emb)."""
+    centres = rng.normal(size=(2, dim)) * 3
+    cluster = np.arange(n_items) % 2
+    return centres, cluster, centres[cluster] + rng.normal(size=(n_items, dim))
+
+
 def test_neighbour_prior_moves_new_items_towards_similar_fitted_items():
     rng = np.random.default_rng(13)
-    S, M, J, d = 50, 5, 300, 8
-    centres = rng.normal(size=(2, d)) * 3
-    cluster = np.arange(J) % 2
-    emb = centres[cluster] + rng.normal(size=(J, d))
+    S, M, J = 50, 5, 300
+    centres, cluster, emb = _two_clusters(rng, J)
     diff = np.where(cluster == 1, 1.5, -1.5) + 0.3 * rng.normal(size=J)
     ones = np.ones((S, 1))
     draws = PosteriorDraws.from_arrays(
@@ -510,10 +515,8 @@ def test_read_neighbours_on_the_bundled_data(small_dir, tmp_path):
 
 def test_neighbour_abilities_follow_a_models_residuals_on_similar_items():
     rng = np.random.default_rng(21)
-    S, M, J, d = 40, 6, 400, 8
-    centres = rng.normal(size=(2, d)) * 3
-    cluster = np.arange(J) % 2
-    emb = centres[cluster] + rng.normal(size=(J, d))
+    S, M, J = 40, 6, 400
+    centres, cluster, emb = _two_clusters(rng, J)
     ones = np.ones((S, 1))
     # The posterior says every model is average on every item (p = 0.5) ...
     draws = PosteriorDraws.from_arrays(
@@ -545,3 +548,5 @@ def test_neighbour_abilities_follow_a_models_residuals_on_similar_items():
                           neighbours=(ids, emb, responses), n_neighbours=10,
                           labels=(["m2", "m3", "m4", "m5"], ["like1"] * 4, [0, 0, 0, 0]))
     assert p_lab[0] < p[0] and p_lab[2] < p[2]
+    with pytest.raises(ValueError, match=r"neighbours must be \(item_ids, embeddings\)"):
+        predict_pairs(draws, pair_m, pair_i, new_items=new, neighbours=(ids,))

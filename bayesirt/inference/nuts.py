@@ -124,6 +124,11 @@ class FitConfig:
                 f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}, "
                 f"got {self.parameterisation!r}"
             )
+        if self.parameterisation != "auto" and self.model != "hier2pl":
+            raise ValueError(
+                f"parameterisation={self.parameterisation!r} applies to hier2pl only "
+                f"(model {self.model!r} has no hierarchical item parameters)"
+            )
         if self.init not in ("advi", "median"):
             raise ValueError(f"init must be advi or median, got {self.init!r}")
         if not isinstance(self.init_steps, int) or self.init_steps < 1:

@@ -92,9 +92,11 @@ def _pca(embeddings: np.ndarray, n_components: int) -> dict[str, np.ndarray]:
 CENTRE_MIN_RESPONSES = 5
 # A centred item parameter leans on its benchmark's spread being pinned by many items. On the
 # small set (76-171 items per benchmark) centring items with enough responses made things
-# worse, measured: centred slopes fell into the funnel of sigma_log_discrimination (R-hat
-# 1.03, divergences), centred difficulties left mu_difficulty at R-hat 1.016 on one seed of
-# three. Items are centred only in benchmarks with this many items.
+# worse in every variant measured (3 seeds each): difficulties and slopes centred, R-hat 1.03
+# and divergences on sigma_log_discrimination; difficulties only, R-hat 1.016 on
+# mu_difficulty (both with the narrow ability nuisances then in use), and with width-1
+# nuisances one chain of seed 2 stuck at tree depth 10. Items are centred only in
+# benchmarks with this many items.
 CENTRE_MIN_BENCHMARK_ITEMS = 500
 CENTRE_MIN_CATEGORY_ITEMS = 20
 PARAMETERISATIONS = ("auto", "centred", "noncentred")
