@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bayesirt import data as _data
+from bayesirt.errors import InputError, InputWarning
 
 
 def load_data(path: str | os.PathLike, test_dir: str | os.PathLike | None = None) -> Any:
@@ -257,3 +259,269 @@ def acquire(
         "score": scores[order],
         "rank": np.arange(1, order.size + 1),
     }
+
+
+# --- fitting to a file, bundling, the demo: the orchestration the CLI calls -----------------
+
+
+def _expected_posterior_bytes(data: Any, chains: int, draws: int, log_likelihood: bool) -> int:
+    """Estimate a rough lower bound on the posterior file's size, for the free-space check.
+
+    Per kept draw the file holds about two floats per (model, benchmark) ability (contract
+    and standardised site) and four per item (difficulty, log-discrimination and their raw
+    sites), float32 and zlib-compressed to roughly half; the log-likelihood adds one float
+    per observation.
+    """
+    per_draw = 2 * data.n_models * max(1, data.n_benchmarks) + 4 * data.n_train_items
+    if log_likelihood:
+        per_draw += data.n_obs
+    return int(chains * draws * per_draw * 4 * 0.5)
+
+
+def _save_with_fallback(result: Any, out: Path, *, echo: Any) -> tuple[Path, str | None]:
+    """Save the posterior; if ``out`` fails after sampling, save beside it or in the temp dir.
+
+    Returns
+    -------
+    path : Path
+        Where the posterior was written.
+    problem : str or None
+        Why ``out`` itself could not be written (None when it was).
+    """
+    from bayesirt.outputs import describe_os_error
+    from bayesirt.posteriors import save
+
+    try:
+        return save(result, out), None
+    except OSError as exc:
+        problem = describe_os_error(exc)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidates = [out.with_name(f"{out.stem}.recovered-{stamp}{out.suffix or '.nc'}"),
+                  Path(tempfile.gettempdir()) / f"bayesirt-{stamp}-{out.stem}.nc"]
+    for candidate in candidates:
+        try:
+            path = save(result, candidate)
+        except OSError:
+            continue
+        echo(f"could not write {out} ({problem}); the posterior was saved to {path} instead")
+        return path, problem
+    raise InputError(f"{out}: the posterior could not be saved ({problem}), nor in "
+                     f"{candidates[0].parent} or {candidates[1].parent}")
+
+
+def fit_and_save(
+    rng_key: Any,
+    data_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    echo: Any = print,
+    **config: Any,
+) -> dict[str, Any]:
+    """Fit by NUTS and save the posterior, checking ``out`` BEFORE sampling.
+
+    The output path (folder created if missing, writable, enough free disk space for the
+    expected size) is checked before the data are even fitted, so a bad ``--out`` fails in
+    seconds, not after the run. If saving still fails after sampling (the disk filled up,
+    the folder vanished), the posterior is saved beside ``out`` or in the temp dir and the
+    message says where: a finished fit is never lost.
+
+    Parameters
+    ----------
+    rng_key : jax.Array
+        PRNG key of the fit.
+    data_path : path-like
+        Anything :func:`bayesirt.data.load` reads.
+    out : path-like
+        Posterior file to write (``.nc``).
+    echo : callable, default print
+        Where progress lines go.
+    **config
+        :class:`bayesirt.inference.FitConfig` fields.
+
+    Returns
+    -------
+    dict
+        ``path`` (where the posterior is), ``problem`` (why ``out`` could not be written, or
+        None), ``headline`` (convergence numbers), ``passed`` (thresholds met), ``text``
+        (the printed summary).
+
+    Raises
+    ------
+    InputError
+        Bad data, configuration or output path (before sampling).
+    """
+    from bayesirt.inference import FitConfig, convergence_headline, format_headline
+    from bayesirt.inference import fit as _fit
+    from bayesirt.outputs import prepare_output
+
+    out = Path(out)
+    cfg = FitConfig(**config).validate()
+    irt_data = _data.load(data_path)
+    # Every check of the output happens here, before sampling: a fit of hours must not end
+    # in "permission denied".
+    prepare_output(out, what="posterior file", expected_bytes=_expected_posterior_bytes(
+        irt_data, cfg.chains, cfg.draws, cfg.log_likelihood))
+    echo(
+        f"fitting {cfg.model} to {irt_data.n_obs:,} responses "
+        f"({irt_data.n_models} models x {irt_data.n_train_items:,} items, "
+        f"{irt_data.n_benchmarks} benchmarks): {cfg.chains} chains x "
+        f"{cfg.warmup} warmup + {cfg.draws} draws, seed {cfg.seed}"
+    )
+    result = _fit(rng_key, irt_data, cfg)
+    headline = convergence_headline(result.posterior, result.sample_stats,
+                                    result.max_tree_depth, result.dims, result.coords)
+    text, passed = format_headline(headline,
+                                   wall_seconds=result.provenance["sampling_wall_seconds"])
+    echo(text)
+    path, problem = _save_with_fallback(result, out, echo=echo)
+    if problem is None:
+        # MB = 10^6 bytes, as the diagnostic report writes it.
+        echo(f"posterior written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return {"path": path, "problem": problem, "headline": headline, "passed": passed,
+            "text": text}
+
+
+def check_bundle_posterior(posterior_path: str | os.PathLike) -> str | None:
+    """Convergence verdict of a posterior about to be bundled.
+
+    Parameters
+    ----------
+    posterior_path : path-like
+        A posterior NetCDF (DataTree) or a flat artifact.
+
+    Returns
+    -------
+    str or None
+        None when the posterior passes the diagnostics' thresholds; otherwise one line
+        naming what failed and the worst parameter.
+    """
+    from bayesirt.diagnostics import convergence_summary
+    from bayesirt.posteriors import load
+
+    path = Path(posterior_path)
+    with open(path, "rb") as fh:
+        if fh.read(3) == b"CDF":
+            return (f"{path} is a flat artifact: it carries no sampler statistics, so its "
+                    "convergence cannot be checked (bundle the posterior NetCDF instead)")
+    tree = load(path)
+    try:
+        summary = convergence_summary(tree, n_worst=1)
+    finally:
+        tree.close()
+    if summary["passed"]:
+        return None
+    worst = summary["worst"][0]["name"] if summary["worst"] else "?"
+    return (f"{path} did not pass the convergence checks ({'; '.join(summary['failures'])}); "
+            f"worst parameter {worst}")
+
+
+def bundle(
+    posterior_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    strict: bool = False,
+    **options: Any,
+) -> Any:
+    """Build the submission ZIP, warning (or, ``strict``, refusing) when the fit did not converge.
+
+    Parameters
+    ----------
+    posterior_path, out : path-like
+        Posterior NetCDF (or flat artifact) and the ZIP to write.
+    strict : bool, default False
+        Refuse a posterior that fails the convergence checks.
+    **options
+        Keyword arguments of :func:`bayesirt.submission.build_bundle`.
+
+    Returns
+    -------
+    bayesirt.submission.BundleInfo
+
+    Raises
+    ------
+    InputError
+        With ``strict``, when the posterior fails the convergence checks.
+    """
+    import warnings
+
+    from bayesirt.outputs import prepare_output
+    from bayesirt.submission import build_bundle
+
+    prepare_output(out, what="submission ZIP")
+    problem = check_bundle_posterior(posterior_path)
+    if problem is not None:
+        if strict:
+            raise InputError(f"{problem}; refusing to bundle it (--strict)")
+        warnings.warn(f"{problem}; bundling it anyway (--strict refuses)", InputWarning,
+                      stacklevel=2)
+    return build_bundle(posterior_path, out, **options)
+
+
+def demo(
+    rng_key: Any,
+    out: str | os.PathLike = "demo-output",
+    *,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """Fit -> diagnose -> bundle -> evaluate on the data set bundled with the package.
+
+    Parameters
+    ----------
+    rng_key : jax.Array
+        PRNG key of the fit.
+    out : path-like
+        Folder for every output (created if missing).
+    warmup, draws, seed, device, progress
+        Fit settings (4 chains; ``seed`` is recorded with the fit).
+    echo : callable, default print
+
+    Returns
+    -------
+    dict
+        ``posterior``, ``report``, ``bundle`` paths, the diagnostic ``summary`` and the
+        ``evaluation`` report.
+    """
+    from bayesirt.diagnostics import run_diagnose
+    from bayesirt.outputs import prepare_output_folder
+    from bayesirt.submission import build_bundle, evaluate
+
+    out = prepare_output_folder(out, what="demo output folder")
+    root = _data.bundled_dataset()
+    started = time.perf_counter()
+
+    def step(title: str) -> None:
+        echo(f"\n== {title}  [{time.perf_counter() - started:.0f} s]")
+
+    step(f"data: {root.name} (bundled with the package)")
+    echo(_data.summarize(_data.load(root)))
+
+    step("fit: hier2pl by NUTS")
+    fitted = fit_and_save(rng_key, root, out / "posterior.nc", echo=echo, model="hier2pl",
+                          chains=4, warmup=warmup, draws=draws, device=device,
+                          log_likelihood=True, progress=progress, seed=seed)
+    posterior = fitted["path"]
+
+    step("diagnose: ArviZ report")
+    report = out / "report.html"
+    summary = run_diagnose(posterior, report, json_path=out / "summary.json",
+                           test_dir=root / "test", progress=progress)
+    echo(f"report: {report}  ({'PASS' if summary.passed else 'FAIL'})")
+    for line in summary.failures:
+        echo(f"  - {line}")
+
+    step("bundle: competition submission")
+    zip_path = out / "submission.zip"
+    echo(str(build_bundle(posterior, zip_path, predict_options={"neighbours": True})))
+
+    step("evaluate: the ZIP judged as the platform would (new items, revealed labels)")
+    evaluation = evaluate(zip_path, root, budgets=(0.0, 0.05, 0.10), policy="both",
+                          json_out=out / "evaluation.json")
+    echo(evaluation.table())
+    step(f"done: open {report} in a browser")
+    return {"posterior": posterior, "report": report, "bundle": zip_path, "summary": summary,
+            "evaluation": evaluation}
