@@ -1,8 +1,12 @@
 """Command line: argument parsing, process-global JAX settings, and nothing else.
 
-Each subcommand parses its arguments, sets what must be set before JAX starts, and calls one
-function of the package. Errors a user can fix (bad files, bad options) print one line and
-exit with status 2; ``--strict`` failures exit with status 1.
+Each subcommand parses its arguments, sets what must be set before JAX starts, turns
+``--seed`` into a key, and calls one function of the package (mostly :mod:`bayesirt.pipeline`).
+Errors a user can fix (:class:`bayesirt.errors.InputError`: bad files, values, options; and
+``OSError``: missing files, unwritable paths) print one line naming the path or value and exit
+with status 2; ``--strict`` failures exit with status 1; anything else is a bug and is shown as
+one (traceback, exit status 70). Warnings print as one line each. Every output path is checked
+before the work starts, and missing output folders are created, for every command alike.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from pathlib import Path
+import traceback
+import warnings
 
 EXAMPLES = """\
 examples:
@@ -52,58 +56,44 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_and_save(args: argparse.Namespace, data_path: Path, out: Path) -> tuple[int, dict]:
-    """Fit, print the convergence summary, save; return (exit status, headline)."""
-    _configure_jax(args.device, args.chains)
-    import jax
+def _fit_config(args: argparse.Namespace) -> dict:
+    """Return the FitConfig fields of ``bayesirt fit``'s arguments."""
+    return {
+        "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
+        "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
+        "device": args.device, "guess": args.guess,
+        "embedding_components": args.embedding_components,
+        "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
+        "progress": not args.no_progress, "seed": args.seed,
+    }
 
-    from bayesirt import data as _data
-    from bayesirt import posteriors
-    from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
 
-    irt_data = _data.load(data_path)
-    config = FitConfig(
-        model=args.model,
-        chains=args.chains,
-        warmup=args.warmup,
-        draws=args.draws,
-        max_tree_depth=args.max_tree_depth,
-        target_accept=args.target_accept,
-        device=args.device,
-        guess=args.guess,
-        embedding_components=args.embedding_components,
-        parameterisation=args.parameterisation,
-        log_likelihood=args.log_likelihood,
-        progress=not args.no_progress,
-        seed=args.seed,
-    ).validate()
-    print(
-        f"fitting {config.model} to {irt_data.n_obs:,} responses "
-        f"({irt_data.n_models} models x {irt_data.n_train_items:,} items, "
-        f"{irt_data.n_benchmarks} benchmarks): {config.chains} chains x "
-        f"{config.warmup} warmup + {config.draws} draws, seed {config.seed}",
-        flush=True,
-    )
-    result = fit(jax.random.key(args.seed), irt_data, config)
-    headline = convergence_headline(result.posterior, result.sample_stats, result.max_tree_depth,
-                                    result.dims, result.coords)
-    text, passed = format_headline(
-        headline, wall_seconds=result.provenance["sampling_wall_seconds"]
-    )
-    print(text)
-    path = posteriors.save(result, out)
-    print(f"posterior written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return (1 if args.strict and not passed else 0), headline
+def _echo(text: str) -> None:
+    print(text, flush=True)
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    status, _ = _fit_and_save(args, Path(args.data), Path(args.out))
-    return status
+    _configure_jax(args.device, args.chains)
+    import jax
+
+    from bayesirt import pipeline
+
+    fitted = pipeline.fit_and_save(jax.random.key(args.seed), args.data, args.out,
+                                   echo=_echo, **_fit_config(args))
+    if fitted["problem"] is not None:
+        print(f"bayesirt fit: error: {args.out}: {fitted['problem']} (posterior kept at "
+              f"{fitted['path']})", file=sys.stderr)
+        return 2
+    return 1 if args.strict and not fitted["passed"] else 0
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from bayesirt.diagnostics import run_diagnose
+    from bayesirt.outputs import prepare_output
 
+    prepare_output(args.out, what="report")
+    if args.json:
+        prepare_output(args.json, what="JSON summary")
     summary = run_diagnose(
         args.posterior,
         args.out,
@@ -128,12 +118,17 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 def _write_csv(path: str, columns: dict) -> None:
     import pandas as pd
 
-    pd.DataFrame(columns).to_csv(path, index=False)
+    from bayesirt.posteriors.io import atomic_path
+
+    with atomic_path(path) as tmp:  # no half-written CSV under the final name
+        pd.DataFrame(columns).to_csv(tmp, index=False)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from bayesirt import pipeline
+    from bayesirt.outputs import prepare_output
 
+    prepare_output(args.out, what="predictions CSV")
     table = pipeline.predict(
         args.posterior,
         args.test_dir,
@@ -149,7 +144,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_acquire(args: argparse.Namespace) -> int:
     from bayesirt import pipeline
+    from bayesirt.outputs import prepare_output
 
+    prepare_output(args.out, what="pairs CSV")
     table = pipeline.acquire(
         args.posterior,
         args.test_dir,
@@ -161,15 +158,21 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     _write_csv(args.out, table)
-    print(f"top {len(table['rank']):,} pairs to label written to {args.out}")
+    n = len(table["rank"])
+    if n < args.budget:
+        print(f"bayesirt acquire: note: --budget {args.budget:,} is more than the {n:,} "
+              f"candidate pairs (test pairs not yet labelled): all {n:,} are ranked",
+              file=sys.stderr)
+    print(f"top {n:,} pairs to label written to {args.out}")
     return 0
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from bayesirt.submission import build_bundle
+    from bayesirt import pipeline
 
-    info = build_bundle(
-        args.posterior, args.out, max_draws=args.draws or "auto", acquisition=args.acquisition,
+    info = pipeline.bundle(
+        args.posterior, args.out, strict=args.strict, max_draws=args.draws or "auto",
+        acquisition=args.acquisition,
         predict_options={"neighbours": True} if args.neighbours else None,
     )
     print(info)
@@ -189,8 +192,11 @@ def _parse_budgets(text: str) -> tuple[float, ...]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from bayesirt.outputs import prepare_output
     from bayesirt.submission import SubmissionError, evaluate
 
+    if args.json:
+        prepare_output(args.json, what="JSON metrics")
     try:
         report = evaluate(
             args.submission,
@@ -212,71 +218,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
+    from bayesirt.outputs import prepare_output_folder
     from bayesirt.submission import split_dataset
 
+    prepare_output_folder(args.out, what="data folder")
     out = split_dataset(args.data, args.out, test_frac=args.test_frac, seed=args.seed)
     print(f"data folder written to {out} (train/ test/ reference/)")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from bayesirt import data as _data
+    _configure_jax(args.device, 4)
+    import jax
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    root = _data.bundled_dataset()
-    started = time.perf_counter()
+    from bayesirt import pipeline
 
-    def step(title: str) -> None:
-        print(f"\n== {title}  [{time.perf_counter() - started:.0f} s]", flush=True)
-
-    step(f"data: {root.name} (bundled with the package)")
-    print(_data.summarize(_data.load(root)))
-
-    step("fit: hier2pl by NUTS")
-    posterior = out / "posterior.nc"
-    fit_args = argparse.Namespace(
-        model="hier2pl",
-        chains=4,
-        warmup=args.warmup,
-        draws=args.draws,
-        max_tree_depth=10,
-        target_accept=0.8,
-        device=args.device,
-        guess=False,
-        embedding_components=0,
-        parameterisation="auto",
-        log_likelihood=True,
-        no_progress=args.no_progress,
-        seed=args.seed,
-        strict=False,
-    )
-    _fit_and_save(fit_args, root, posterior)
-
-    step("diagnose: ArviZ report")
-    from bayesirt.diagnostics import run_diagnose
-
-    report = out / "report.html"
-    summary = run_diagnose(
-        posterior, report, json_path=out / "summary.json", test_dir=root / "test",
-        progress=not args.no_progress,
-    )
-    print(f"report: {report}  ({'PASS' if summary.passed else 'FAIL'})")
-    for line in summary.failures:
-        print(f"  - {line}")
-
-    step("bundle: competition submission")
-    from bayesirt.submission import build_bundle, evaluate
-
-    bundle = out / "submission.zip"
-    print(build_bundle(posterior, bundle, predict_options={"neighbours": True}))
-
-    step("evaluate: the ZIP judged as the platform would (new items, revealed labels)")
-    evaluation = evaluate(
-        bundle, root, budgets=(0.0, 0.05, 0.10), policy="both", json_out=out / "evaluation.json"
-    )
-    print(evaluation.table())
-    step(f"done: open {report} in a browser")
+    pipeline.demo(jax.random.key(args.seed), args.out, warmup=args.warmup, draws=args.draws,
+                  seed=args.seed, device=args.device, progress=not args.no_progress,
+                  echo=_echo)
     return 0
 
 
@@ -408,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=True,
                    help="predictions in the ZIP use the neighbour difficulty prior, as "
                         "`bayesirt predict` does (built from train_dir's embeddings)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a posterior that fails the convergence checks (R-hat, ESS, "
+                        "divergences); without it such a posterior is bundled with a warning")
     p.set_defaults(func=_cmd_bundle)
 
     p = add("evaluate", "judge a submission ZIP locally, as the platform would",
@@ -447,21 +409,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> None:
+    """Print warnings as ``bayesirt CMD: warning: message``, without a source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"bayesirt {command}: warning: {text}", file=file or sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesirt`` command."""
+    from bayesirt.errors import InputError
+    from bayesirt.outputs import describe_os_error
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "fit" and args.command != "demo":
+    if args.command not in ("fit", "demo"):
         # Commands that may touch JAX indirectly still get a sane CPU default.
         _configure_jax(getattr(args, "device", "auto"), 1)
+    _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except InputError as exc:
         print(f"bayesirt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"bayesirt {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bayesirt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug, not a user error: show it as one
+        traceback.print_exc()
+        print(f"bayesirt {args.command}: internal error (a bug in bayesirt, not in your "
+              "input); please report it with the traceback above", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":

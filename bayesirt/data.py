@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import InputError  # relative: data.py also ships in the bundle's runtime
+
 __all__ = [
     "LABEL_KEYS",
     "DataWarning",
@@ -99,7 +101,7 @@ def _index_array(value: Any, name: str, dtype: Any = np.int32) -> np.ndarray:
     """Coerce ``value`` to a 1-d array of ``dtype``; raise naming ``name`` when impossible."""
     array = np.asarray(value)
     if array.ndim != 1:
-        raise ValueError(f"IRTData.{name} must be 1-d, got shape {array.shape}")
+        raise InputError(f"IRTData.{name} must be 1-d, got shape {array.shape}")
     if array.size and array.dtype.kind not in "iub":
         raise TypeError(f"IRTData.{name} must hold integers, got dtype {array.dtype}")
     return _ro(np.array(array, dtype=dtype))
@@ -110,7 +112,7 @@ def _check_range(array: np.ndarray, upper: int, name: str, what: str) -> None:
     bad = np.flatnonzero((array < 0) | (array >= upper))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
+        raise InputError(
             f"IRTData.{name}[{i}] = {int(array[i])} is out of range for {upper} {what}"
         )
 
@@ -198,7 +200,7 @@ class IRTData:
         for name in ("model_ids", "item_ids", "benchmark_ids", "category_ids"):
             ids = tuple(str(v) for v in getattr(self, name))
             if len(set(ids)) != len(ids):
-                raise ValueError(f"IRTData.{name} holds duplicate ids")
+                raise InputError(f"IRTData.{name} holds duplicate ids")
             put(self, name, ids)
         n_models, n_items = len(self.model_ids), len(self.item_ids)
         n_bench, n_cat = len(self.benchmark_ids), len(self.category_ids)
@@ -209,15 +211,15 @@ class IRTData:
         n_train_items = n_items if self.n_train_items is None else int(self.n_train_items)
         n_train_models = n_models if self.n_train_models is None else int(self.n_train_models)
         if not 0 <= n_train_items <= n_items:
-            raise ValueError(f"IRTData.n_train_items = {n_train_items} not in [0, {n_items}]")
+            raise InputError(f"IRTData.n_train_items = {n_train_items} not in [0, {n_items}]")
         if not 0 <= n_train_models <= n_models:
-            raise ValueError(f"IRTData.n_train_models = {n_train_models} not in [0, {n_models}]")
+            raise InputError(f"IRTData.n_train_models = {n_train_models} not in [0, {n_models}]")
         put(self, "n_train_items", n_train_items)
         put(self, "n_train_models", n_train_models)
         n_obs = self.model_idx.shape[0]
         for name in ("item_idx", "response"):
             if getattr(self, name).shape[0] != n_obs:
-                raise ValueError(
+                raise InputError(
                     f"IRTData.{name} has {getattr(self, name).shape[0]} entries but model_idx "
                     f"has {n_obs}"
                 )
@@ -225,7 +227,7 @@ class IRTData:
                                    ("item_category", n_items, "items"),
                                    ("category_benchmark", n_cat, "categories")):
             if getattr(self, name).shape[0] != length:
-                raise ValueError(
+                raise InputError(
                     f"IRTData.{name} has {getattr(self, name).shape[0]} entries for "
                     f"{length} {what}"
                 )
@@ -236,7 +238,7 @@ class IRTData:
         _check_range(self.category_benchmark, n_bench, "category_benchmark", "benchmarks")
         bad = np.flatnonzero((self.response != 0) & (self.response != 1))
         if bad.size:
-            raise ValueError(
+            raise InputError(
                 f"IRTData.response[{bad[0]}] = {self.response[bad[0]]} is not 0 or 1"
             )
         mismatch = np.flatnonzero(
@@ -244,7 +246,7 @@ class IRTData:
         )
         if mismatch.size:
             j = int(mismatch[0])
-            raise ValueError(
+            raise InputError(
                 f"IRTData: item {self.item_ids[j]!r} has benchmark "
                 f"{self.benchmark_ids[self.item_benchmark[j]]!r} but its category "
                 f"{self.category_ids[self.item_category[j]]!r} belongs to another benchmark"
@@ -252,7 +254,7 @@ class IRTData:
         if self.item_embeddings is not None:
             emb = np.asarray(self.item_embeddings)
             if emb.ndim != 2 or emb.shape[0] != n_items:
-                raise ValueError(
+                raise InputError(
                     f"IRTData.item_embeddings must have shape ({n_items}, d), got {emb.shape}"
                 )
             if emb.dtype.kind != "f":
@@ -262,15 +264,15 @@ class IRTData:
         self._model_vector("model_is_instruct", np.nan)
         org = ("",) * n_models if self.model_org is None else tuple(str(v) for v in self.model_org)
         if len(org) != n_models:
-            raise ValueError(f"IRTData.model_org has {len(org)} entries for {n_models} models")
+            raise InputError(f"IRTData.model_org has {len(org)} entries for {n_models} models")
         put(self, "model_org", org)
         if (self.test_model_idx is None) != (self.test_item_idx is None):
-            raise ValueError("IRTData.test_model_idx and test_item_idx must both be given or None")
+            raise InputError("IRTData.test_model_idx and test_item_idx must both be given or None")
         if self.test_model_idx is not None:
             put(self, "test_model_idx", _index_array(self.test_model_idx, "test_model_idx"))
             put(self, "test_item_idx", _index_array(self.test_item_idx, "test_item_idx"))
             if self.test_model_idx.shape != self.test_item_idx.shape:
-                raise ValueError("IRTData.test_model_idx and test_item_idx differ in length")
+                raise InputError("IRTData.test_model_idx and test_item_idx differ in length")
             _check_range(self.test_model_idx, n_models, "test_model_idx", "models")
             _check_range(self.test_item_idx, n_items, "test_item_idx", "items")
         put(self, "fingerprint", str(self.fingerprint))
@@ -282,7 +284,7 @@ class IRTData:
         value = getattr(self, name)
         array = np.full(n_models, fill) if value is None else np.array(value, dtype=np.float64)
         if array.shape != (n_models,):
-            raise ValueError(f"IRTData.{name} must have shape ({n_models},), got {array.shape}")
+            raise InputError(f"IRTData.{name} must have shape ({n_models},), got {array.shape}")
         object.__setattr__(self, name, _ro(array))
 
     def __repr__(self) -> str:
@@ -368,11 +370,11 @@ class IRTData:
         models = pd.Index(self.model_ids).get_indexer(np.asarray(model_ids, dtype=object))
         items = pd.Index(self.item_ids).get_indexer(np.asarray(item_ids, dtype=object))
         if models.shape != items.shape:
-            raise ValueError(f"{models.shape[0]} model ids but {items.shape[0]} item ids")
+            raise InputError(f"{models.shape[0]} model ids but {items.shape[0]} item ids")
         for idx, ids, what in ((models, model_ids, "model"), (items, item_ids, "item")):
             bad = np.flatnonzero(idx < 0)
             if bad.size:
-                raise ValueError(
+                raise InputError(
                     f"pair {int(bad[0])}: unknown {what} id {ids[int(bad[0])]!r} "
                     f"({bad.size} unknown in all)"
                 )
@@ -442,9 +444,9 @@ def _decode_error(path: Path, exc: UnicodeDecodeError) -> ValueError:
 def _require_file(path: Path) -> None:
     """Raise ValueError when ``path`` is not an existing, non-empty file."""
     if not path.is_file():
-        raise ValueError(f"{path}: required file not found")
+        raise InputError(f"{path}: required file not found")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty (expected a header line and data rows)")
+        raise InputError(f"{path}: file is empty (expected a header line and data rows)")
 
 
 def _read_csv(
@@ -496,19 +498,19 @@ def _read_csv(
     except UnicodeDecodeError as exc:
         raise _decode_error(path, exc) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"{path}: cannot read the CSV header ({exc})") from None
+        raise InputError(f"{path}: cannot read the CSV header ({exc})") from None
     names = [str(c).strip().lstrip("\ufeff") for c in header.columns]
     wanted: list[str] = []
     for col in required:
         if col not in names:
-            raise ValueError(
+            raise InputError(
                 f"{path}, line 1: missing column {col!r} (header has {names})"
             )
         wanted.append(col)
     if alternatives:
         found = [c for c in alternatives if c in names]
         if not found:
-            raise ValueError(
+            raise InputError(
                 f"{path}, line 1: no label column; expected one of {list(alternatives)} "
                 f"(header has {names})"
             )
@@ -522,17 +524,17 @@ def _read_csv(
         raise _decode_error(path, exc) from None
     except (pd.errors.ParserError, ValueError) as exc:
         msg = str(exc).strip().replace("\n", " ")
-        raise ValueError(f"{path}: malformed CSV ({msg})") from None
+        raise InputError(f"{path}: malformed CSV ({msg})") from None
     if len(frame) and not isinstance(frame.index, pd.RangeIndex):
         # pandas takes extra leading fields as an index when every row has more fields than
         # the header; that would shift every column by one, silently.
-        raise ValueError(
+        raise InputError(
             f"{path}, line 2: data rows have more fields than the header's {len(names)}"
         )
     frame.columns = names
     frame = frame[wanted]
     if len(frame) == 0 and not allow_no_rows:
-        raise ValueError(f"{path}: no data rows after the header")
+        raise InputError(f"{path}: no data rows after the header")
     return frame
 
 
@@ -559,7 +561,7 @@ def _factorize_ids(values: np.ndarray, where: _Where, column: str) -> tuple[np.n
     blank = [k for k, u in enumerate(uniques) if u.strip() == ""]
     if blank:
         row = int(np.flatnonzero(np.isin(codes, blank))[0])
-        raise ValueError(f"{where(row)}: blank {column}")
+        raise InputError(f"{where(row)}: blank {column}")
     return codes, uniques
 
 
@@ -583,7 +585,7 @@ def _binary(values: np.ndarray, where: _Where, column: str) -> np.ndarray:
         row = int(bad[0])
         value = values[row]
         shown = "blank" if _is_blank(value) else repr(value)
-        raise ValueError(f"{where(row)}: {column} must be 0 or 1, got {shown}")
+        raise InputError(f"{where(row)}: {column} must be 0 or 1, got {shown}")
     return parsed
 
 
@@ -635,7 +637,7 @@ def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> str:
                 for chunk in iter(lambda fh=fh: fh.read(_CHUNK), b""):
                     digest.update(chunk)
         except FileNotFoundError:
-            raise ValueError(f"{path}: required file not found") from None
+            raise InputError(f"{path}: required file not found") from None
     return digest.hexdigest()
 
 
@@ -667,7 +669,7 @@ def parse_param_count(value: Any) -> float:
     if _is_blank(value):
         return math.nan
     if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"param_count {value!r} is not a number of parameters")
+        raise InputError(f"param_count {value!r} is not a number of parameters")
     if isinstance(value, (int, float, np.integer, np.floating)):
         number = float(value)
     else:
@@ -682,12 +684,12 @@ def parse_param_count(value: Any) -> float:
             try:
                 number = float(text)
             except ValueError:
-                raise ValueError(
+                raise InputError(
                     f"param_count {value!r} is not understood (use e.g. 7B, 1.5T, 350M, 8x7B "
                     "or a plain number)"
                 ) from None
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"param_count {value!r} must be a finite count >= 0")
+        raise InputError(f"param_count {value!r} must be a finite count >= 0")
     return number
 
 
@@ -713,7 +715,7 @@ def parse_is_instruct(value: Any) -> float:
     if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
         if value in (0, 1):
             return float(value)
-        raise ValueError(f"is_instruct {value!r} is not True/False/1/0/yes/no")
+        raise InputError(f"is_instruct {value!r} is not True/False/1/0/yes/no")
     text = str(value).strip().lower()
     if text in _TRUE_TOKENS:
         return 1.0
@@ -721,7 +723,7 @@ def parse_is_instruct(value: Any) -> float:
         return 0.0
     if text in _MISSING_TOKENS:
         return math.nan
-    raise ValueError(f"is_instruct {value!r} is not True/False/1/0/yes/no or blank")
+    raise InputError(f"is_instruct {value!r} is not True/False/1/0/yes/no or blank")
 
 
 def _parse_column(values: np.ndarray, parser: Any, where: _Where) -> np.ndarray:
@@ -733,7 +735,7 @@ def _parse_column(values: np.ndarray, parser: Any, where: _Where) -> np.ndarray:
             parsed[k] = parser(u)
         except ValueError as exc:
             row = int(np.flatnonzero(codes == k)[0])
-            raise ValueError(f"{where(row)}: {exc}") from None
+            raise InputError(f"{where(row)}: {exc}") from None
     return parsed[codes]
 
 
@@ -753,7 +755,7 @@ def _read_metadata(path: Path) -> pd.DataFrame:
     dup = np.flatnonzero(pd.Series(ids).duplicated().to_numpy())
     if dup.size:
         row = int(dup[0])
-        raise ValueError(f"{where(row)}: duplicate model_id {ids[row]!r}")
+        raise InputError(f"{where(row)}: duplicate model_id {ids[row]!r}")
     n = len(ids)
     org = _strings(frame, "org") if "org" in frame else np.full(n, "", dtype=object)
     params = (
@@ -799,13 +801,13 @@ def _read_items(path: Path, *, allow_no_rows: bool = False) -> _Items:
     if len(uniques) != len(ids):
         row = int(np.flatnonzero(pd.Series(codes).duplicated().to_numpy())[0])
         first = int(np.flatnonzero(codes == codes[row])[0])
-        raise ValueError(
+        raise InputError(
             f"{where(row)}: duplicate item_id {ids[row]!r} (first at {where(first)})"
         )
     bench = np.array([str(b).strip() for b in _strings(frame, "benchmark")], dtype=object)
     blank = np.flatnonzero(bench == "")
     if blank.size:
-        raise ValueError(f"{where(int(blank[0]))}: blank benchmark for item {ids[blank[0]]!r}")
+        raise InputError(f"{where(int(blank[0]))}: blank benchmark for item {ids[blank[0]]!r}")
     if "category" in frame:
         cat = np.array([str(c).strip() for c in _strings(frame, "category")], dtype=object)
         cat = np.where(cat == "", bench, cat)
@@ -829,20 +831,20 @@ def _read_embeddings(path: Path, n_rows: int, items_file: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read as a .npy array ({exc})") from None
+        raise InputError(f"{path}: cannot read as a .npy array ({exc})") from None
     if array.dtype.kind != "f":
-        raise ValueError(f"{path}: embeddings must be floating point, got dtype {array.dtype}")
+        raise InputError(f"{path}: embeddings must be floating point, got dtype {array.dtype}")
     if array.ndim != 2:
-        raise ValueError(f"{path}: embeddings must be 2-d (items, dim), got shape {array.shape}")
+        raise InputError(f"{path}: embeddings must be 2-d (items, dim), got shape {array.shape}")
     if array.shape[0] != n_rows:
-        raise ValueError(
+        raise InputError(
             f"{path}: {array.shape[0]} embedding rows but {items_file} has {n_rows} items "
             "(rows must follow the items file's order)"
         )
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{path}: row {row} (0-based, item {row + 1} of {items_file.name}) "
+        raise InputError(f"{path}: row {row} (0-based, item {row + 1} of {items_file.name}) "
                          "holds a non-finite value")
     return np.ascontiguousarray(array, dtype=np.float32)
 
@@ -885,7 +887,7 @@ def _resolve_duplicates(
     if duplicates == "error":
         row = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero(key == key[row])[0])
-        raise ValueError(
+        raise InputError(
             f"{where(row)}: duplicate (model_id, item_id) = "
             f"({model_names[model_codes[row]]!r}, {item_ids[item_idx[row]]!r}), first at "
             f"{where(first)}; pass duplicates='mean' to keep the majority vote"
@@ -897,7 +899,7 @@ def _resolve_duplicates(
     tie = np.flatnonzero(2 * ones == count)
     if tie.size:
         row = int(np.flatnonzero(group == tie[0])[0])
-        raise ValueError(
+        raise InputError(
             f"{where(row)}: (model_id, item_id) = ({model_names[model_codes[row]]!r}, "
             f"{item_ids[item_idx[row]]!r}) has {int(count[tie[0]])} rows with a tied vote; "
             "duplicates='mean' keeps the majority and cannot break a tie"
@@ -917,7 +919,7 @@ def _map_items(
     bad = np.flatnonzero(idx < 0)
     if bad.size:
         row = int(bad[0])
-        raise ValueError(
+        raise InputError(
             f"{where(row)}: item_id {values[row]!r} is not in {known_file} "
             f"({np.unique(codes[bad]).size} unknown item ids in all)"
         )
@@ -982,7 +984,7 @@ def _read_long_form(path: Path, duplicates: str) -> _Train:
     )
     blank = np.flatnonzero(bench_rows == "")
     if blank.size:
-        raise ValueError(f"{where(int(blank[0]))}: blank benchmark")
+        raise InputError(f"{where(int(blank[0]))}: blank benchmark")
     cat_rows = (
         np.array([str(c).strip() for c in _strings(frame, "category")], dtype=object)
         if "category" in frame else bench_rows
@@ -995,7 +997,7 @@ def _read_long_form(path: Path, duplicates: str) -> _Train:
         clash = np.flatnonzero(rows != per_item[item_idx])
         if clash.size:
             row = int(clash[0])
-            raise ValueError(
+            raise InputError(
                 f"{where(row)}: item {item_values[row]!r} has {column} {rows[row]!r} here but "
                 f"{per_item[item_idx[row]]!r} at {where(int(first_row[item_idx[row]]))}"
             )
@@ -1013,15 +1015,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except ImportError as exc:
-        raise ValueError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
+        raise InputError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
     except Exception as exc:  # pyarrow raises its own error types for corrupt files
-        raise ValueError(f"{path}: cannot read as Parquet ({exc})") from None
+        raise InputError(f"{path}: cannot read as Parquet ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     for col in ("model_id", "item_id", "response"):
         if col not in frame.columns:
-            raise ValueError(f"{path}: missing column {col!r} (columns are {list(frame.columns)})")
+            raise InputError(f"{path}: missing column {col!r} (columns are {list(frame.columns)})")
     if len(frame) == 0:
-        raise ValueError(f"{path}: no data rows")
+        raise InputError(f"{path}: no data rows")
     return frame.reset_index(drop=True)
 
 
@@ -1070,17 +1072,17 @@ def _locate(path: Path, test_dir: str | os.PathLike[str] | None) -> tuple[Path, 
             if test_dir is None and (path / "test").is_dir():
                 test_dir = path / "test"
         else:
-            raise ValueError(
+            raise InputError(
                 f"{path}: neither a data root (with train/) nor a train folder "
                 f"(with {TRAIN_RESPONSES})"
             )
     else:
-        raise ValueError(f"{path}: no such file or folder")
+        raise InputError(f"{path}: no such file or folder")
     if test_dir is None:
         return train, None
     test = Path(test_dir)
     if not test.is_dir():
-        raise ValueError(f"{test}: test folder not found")
+        raise InputError(f"{test}: test folder not found")
     if not (test / TEST_ITEMS).exists() and (test / "test" / TEST_ITEMS).exists():
         test = test / "test"  # a data root given as test_dir
     return train, test
@@ -1133,7 +1135,7 @@ def load(
         training index); embeddings exist on one side only (both are dropped).
     """
     if duplicates not in ("error", "mean"):
-        raise ValueError(f"duplicates={duplicates!r}; expected 'error' or 'mean'")
+        raise InputError(f"duplicates={duplicates!r}; expected 'error' or 'mean'")
     train_src, test_src = _locate(Path(path), test_dir)
     if train_src.is_file():
         train = _read_long_form(train_src, duplicates)
@@ -1198,7 +1200,7 @@ def _assemble(train: _Train, test: _Test | None, fingerprint: str) -> IRTData:
 
         if embeddings is not None and test.embeddings is not None:
             if embeddings.shape[1] != test.embeddings.shape[1]:
-                raise ValueError(
+                raise InputError(
                     f"{test.emb_path}: embedding dim {test.embeddings.shape[1]} differs from "
                     f"the training embeddings' {embeddings.shape[1]}"
                 )
@@ -1336,7 +1338,7 @@ def read_labeled_pairs(
         if key is None or missing:
             need = missing if missing else [f"one of {list(LABEL_KEYS)}"]
             seen = sorted(map(str, record))
-            raise ValueError(f"labeled pair {i}: missing {', '.join(need)}; keys seen: {seen}")
+            raise InputError(f"labeled pair {i}: missing {', '.join(need)}; keys seen: {seen}")
         models.append(str(record["model_id"]))
         items.append(str(record["item_id"]))
         raw.append(record[key])

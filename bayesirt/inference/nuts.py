@@ -22,6 +22,7 @@ from numpyro.infer import MCMC, NUTS, init_to_median
 from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
 
 from bayesirt import __version__
+from bayesirt.errors import InputError
 from bayesirt.inference.result import FitResult
 from bayesirt.models import build_inputs, contract_posterior, get_model
 from bayesirt.models.inputs import PARAMETERISATIONS
@@ -104,41 +105,41 @@ class FitConfig:
         for name in ("chains", "draws", "max_tree_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+            raise InputError(f"warmup must be a non-negative integer, got {self.warmup!r}")
         if not 0.0 < float(self.target_accept) < 1.0:
-            raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept!r}")
+            raise InputError(f"target_accept must be in (0, 1), got {self.target_accept!r}")
         if self.device not in ("auto", "cpu", "gpu"):
-            raise ValueError(f"device must be auto, cpu or gpu, got {self.device!r}")
+            raise InputError(f"device must be auto, cpu or gpu, got {self.device!r}")
         if self.jit_model_args not in ("auto", True, False):
-            raise ValueError(
+            raise InputError(
                 f"jit_model_args must be auto, True or False, got {self.jit_model_args!r}"
             )
         if self.embedding_components < 0:
-            raise ValueError(
+            raise InputError(
                 f"embedding_components must be >= 0, got {self.embedding_components!r}"
             )
         if self.parameterisation not in PARAMETERISATIONS:
-            raise ValueError(
+            raise InputError(
                 f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}, "
                 f"got {self.parameterisation!r}"
             )
         if self.parameterisation != "auto" and self.model != "hier2pl":
-            raise ValueError(
+            raise InputError(
                 f"parameterisation={self.parameterisation!r} applies to hier2pl only "
                 f"(model {self.model!r} has no hierarchical item parameters)"
             )
         if self.init not in ("advi", "median"):
-            raise ValueError(f"init must be advi or median, got {self.init!r}")
+            raise InputError(f"init must be advi or median, got {self.init!r}")
         if not isinstance(self.init_steps, int) or self.init_steps < 1:
-            raise ValueError(f"init_steps must be a positive integer, got {self.init_steps!r}")
+            raise InputError(f"init_steps must be a positive integer, got {self.init_steps!r}")
         for option, used in (
             ("guess", self.guess),
             ("embedding_components", self.embedding_components),
         ):
             if used and option not in spec.options:
-                raise ValueError(
+                raise InputError(
                     f"model {self.model!r} does not take option {option!r} "
                     f"(it takes: {', '.join(spec.options) or 'none'})"
                 )
@@ -169,7 +170,7 @@ def select_devices(device: str) -> list[Any]:
     except RuntimeError:
         gpus = []
     if device == "gpu" and not gpus:
-        raise ValueError(
+        raise InputError(
             "--device gpu was asked for but JAX sees no GPU (install the CUDA build: "
             "pip install 'bayesirt[cuda]', or use --device cpu)"
         )
@@ -451,6 +452,8 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
             ("ess_bulk_min", bulk, np.nanargmin, np.less),
             ("ess_tail_min", tail, np.nanargmin, np.less),
         ):
+            if np.isnan(vals).all():  # R-hat of one chain is undefined: nothing to report
+                continue
             i = int(pick(vals))
             if better(vals[i], worst[key]):
                 worst[key] = float(vals[i])
@@ -471,9 +474,11 @@ def format_headline(headline: dict[str, Any], *, rhat_max: float = 1.01, ess_min
     text : str
     passed : bool
     """
+    rhat_known = np.isfinite(headline["rhat_max"])
+    rhat_text = (f"{headline['rhat_max']:.4f}  ({headline.get('rhat_max_name', '')})"
+                 if rhat_known else "n/a  (needs 2 or more chains)")
     checks = [
-        (f"R-hat max        {headline['rhat_max']:.4f}  ({headline.get('rhat_max_name', '')})",
-         headline["rhat_max"] <= rhat_max),
+        (f"R-hat max        {rhat_text}", bool(rhat_known and headline["rhat_max"] <= rhat_max)),
         (f"bulk-ESS min     {headline['ess_bulk_min']:.0f}  "
          f"({headline.get('ess_bulk_min_name', '')})", headline["ess_bulk_min"] >= ess_min),
         (f"tail-ESS min     {headline['ess_tail_min']:.0f}  "

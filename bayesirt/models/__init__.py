@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesirt.errors import InputError
 from bayesirt.models.inputs import ModelInputs, build_inputs
 from bayesirt.models.irt import hier2pl, rasch, twopl
 
@@ -62,7 +63,7 @@ def get_model(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}"
         ) from None
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from bayesirt.errors import InputError
+
 
 @dataclass(frozen=True)
 class ModelInputs:
@@ -140,7 +142,7 @@ def parameterisation_masks(
         On an unknown parameterisation.
     """
     if parameterisation not in PARAMETERISATIONS:
-        raise ValueError(
+        raise InputError(
             f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}, "
             f"got {parameterisation!r}"
         )
@@ -195,9 +197,9 @@ def build_inputs(
     item_idx = np.asarray(data.item_idx, dtype=np.int32)
     response = np.asarray(data.response, dtype=np.int32)
     if response.size == 0:
-        raise ValueError("no training responses: cannot fit a model to an empty data set")
+        raise InputError("no training responses: cannot fit a model to an empty data set")
     if embedding_components < 0:
-        raise ValueError(f"embedding_components must be >= 0, got {embedding_components}")
+        raise InputError(f"embedding_components must be >= 0, got {embedding_components}")
     item_benchmark = np.asarray(data.item_benchmark[:n_items], dtype=np.int32)
     item_category = np.asarray(data.item_category[:n_items], dtype=np.int32)
     category_benchmark = np.asarray(data.category_benchmark, dtype=np.int32)
@@ -292,13 +294,13 @@ def build_inputs(
     }
     if embedding_components:
         if data.item_embeddings is None:
-            raise ValueError(
+            raise InputError(
                 "embedding_components > 0 needs item embeddings (item_embeddings.npy in the "
                 "train dir), but the data has none"
             )
         emb = np.asarray(data.item_embeddings[:n_items])
         if embedding_components > min(emb.shape):
-            raise ValueError(
+            raise InputError(
                 f"embedding_components={embedding_components} exceeds the embedding shape "
                 f"{emb.shape}"
             )

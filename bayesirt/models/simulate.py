@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from bayesirt.data import IRTData
+from bayesirt.errors import InputError
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -73,13 +74,13 @@ def simulate(
         For an unknown model name or impossible sizes.
     """
     if model not in ("rasch", "2pl", "hier2pl"):
-        raise ValueError(f"cannot simulate model {model!r}; choose rasch, 2pl or hier2pl")
+        raise InputError(f"cannot simulate model {model!r}; choose rasch, 2pl or hier2pl")
     n_bench = len(items_per_benchmark)
     if n_bench < 1 or min(items_per_benchmark) < 1 or n_models < 1:
-        raise ValueError("need at least one model, one benchmark and one item per benchmark")
+        raise InputError("need at least one model, one benchmark and one item per benchmark")
     cats = categories_per_benchmark or (1,) * n_bench
     if len(cats) != n_bench:
-        raise ValueError("categories_per_benchmark must have one entry per benchmark")
+        raise InputError("categories_per_benchmark must have one entry per benchmark")
 
     # Which (model, benchmark) cells are evaluated.
     if disjoint_models:

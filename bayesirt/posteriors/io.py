@@ -10,6 +10,7 @@ structured values JSON-encoded, so reading needs only xarray + numpy (never pick
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 import bayesirt
+from bayesirt.errors import InputError
 from bayesirt.inference.result import FitResult
 
 #: Version of the on-disk layout; ``load`` refuses files written by a newer bayesirt.
@@ -51,13 +53,13 @@ def available_engines() -> list[str]:
     """
     engines = []
     # h5netcdf is only a front end: without h5py it can neither read nor write.
+    # Availability is checked WITHOUT importing: netCDF4 and h5py each bundle their own
+    # libhdf5, and with both loaded in one process opening a file segfaulted (seen here:
+    # netCDF4 1.7 + h5py 3.x wheels, `pipeline.predict` in a plain script). Only the engine
+    # xarray is asked to use gets imported.
     for engine, modules in (("netcdf4", ("netCDF4",)), ("h5netcdf", ("h5netcdf", "h5py"))):
-        try:
-            for module in modules:
-                __import__(module)
-        except ImportError:
-            continue
-        engines.append(engine)
+        if all(importlib.util.find_spec(module) is not None for module in modules):
+            engines.append(engine)
     return engines
 
 
@@ -356,10 +358,10 @@ def save(
     engines = available_engines()
     engine = engine or (engines[0] if engines else None)
     if engine not in engines:
-        raise ValueError(f"engine {engine!r} is not available; installed: {engines}")
+        raise InputError(f"engine {engine!r} is not available; installed: {engines}")
     tree = fit if isinstance(fit, xr.DataTree) else to_datatree(fit)
     if SCHEMA_ATTR not in tree.attrs:
-        raise ValueError("the DataTree has no bayesirt provenance attrs: build it with to_datatree")
+        raise InputError("the DataTree has no bayesirt provenance attrs: build it with to_datatree")
     with atomic_path(path) as tmp:
         tree.to_netcdf(tmp, mode="w", engine=engine, encoding=_encoding(tree, compress))
     return Path(path)
@@ -399,37 +401,37 @@ def load(
     with open(path, "rb") as fh:
         magic = fh.read(8)
     if magic[:3] == b"CDF":
-        raise ValueError(
+        raise InputError(
             f"{path}: is a NetCDF3 classic file (the flat submission artifact?), not a "
             "bayesirt posterior DataTree; read flat files with bayesirt.predictive.load_flat"
         )
     if magic != _HDF5_MAGIC:
-        raise ValueError(f"{path}: not a netCDF4/HDF5 file (first bytes {magic!r})")
+        raise InputError(f"{path}: not a netCDF4/HDF5 file (first bytes {magic!r})")
     engines = available_engines()
     engine = engine or (engines[0] if engines else None)
     if engine not in engines:
-        raise ValueError(f"engine {engine!r} is not available; installed: {engines}")
+        raise InputError(f"engine {engine!r} is not available; installed: {engines}")
     try:
         tree = xr.open_datatree(path, engine=engine)
     except Exception as exc:  # the engines raise OSError, RuntimeError or KeyError here
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot be read as NetCDF (truncated or corrupt file?): {exc}"
         ) from exc
     try:
         version = tree.attrs.get(SCHEMA_ATTR)
         if version is None:
-            raise ValueError(
+            raise InputError(
                 f"{path}: not a bayesirt posterior (no {SCHEMA_ATTR!r} root attribute)"
             )
         version = int(np.asarray(version).item())
         if version > SCHEMA_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"{path}: written with posterior schema {version}, newer than this bayesirt "
                 f"reads ({SCHEMA_VERSION}); upgrade bayesirt"
             )
         missing = [g for g in ("posterior", "sample_stats") if g not in tree.children]
         if missing:
-            raise ValueError(f"{path}: bayesirt posterior lacks group(s) {missing}")
+            raise InputError(f"{path}: bayesirt posterior lacks group(s) {missing}")
         for name in tree.children:
             if name == "log_likelihood" and lazy_log_likelihood:
                 continue
@@ -439,7 +441,7 @@ def load(
         raise
     except Exception as exc:  # data past the end of a truncated file fails only on read
         tree.close()
-        raise ValueError(f"{path}: data cannot be read (truncated or corrupt?): {exc}") from exc
+        raise InputError(f"{path}: data cannot be read (truncated or corrupt?): {exc}") from exc
     return tree
 
 
