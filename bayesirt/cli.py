@@ -207,6 +207,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             time_limit=args.time_limit,
             json_out=args.json,
             seed=args.seed,
+            sandbox=args.sandbox,
         )
     except SubmissionError as exc:
         # The submission itself failed (raised, timed out, bad output): what the platform
@@ -385,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=3600, help="seconds for train+predict")
     p.add_argument("--json", help="write the metrics as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.add_argument("--sandbox", default="auto", choices=("auto", "require", "off"),
+                   help="confine the submission with bubblewrap (read-only system, no "
+                        "network, writable temp dir only): auto uses it when it works and "
+                        "says so when not, require refuses to run without it, off")
     p.set_defaults(func=_cmd_evaluate)
 
     p = add("split", "make a competition-layout data folder from long-form responses",

@@ -2,8 +2,9 @@
 
 - :func:`build_bundle` writes the ZIP (model.py, labeling.py, the numpy-only runtime copied
   verbatim from the package, the flat posterior artifact, a manifest).
-- :func:`evaluate` plays the platform against a ZIP in a subprocess and scores it beside
-  three empirical baselines.
+- :func:`evaluate` plays the platform against a ZIP in a subprocess (confined by bubblewrap
+  where it works: :mod:`bayesirt.submission.sandbox`) and scores it beside three empirical
+  baselines.
 - :func:`split_dataset` holds out new items per benchmark from any long-form responses.
 - :func:`safe_extract` unpacks a ZIP refusing absolute paths, ``..``, links and bombs.
 """
@@ -17,6 +18,7 @@ from bayesirt.submission.harness import (
     evaluate,
 )
 from bayesirt.submission.safe_zip import UnsafeArchiveError, safe_extract
+from bayesirt.submission.sandbox import SandboxUnavailableError
 from bayesirt.submission.split import split_dataset
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "BundleInfo",
     "EvaluationReport",
     "RunResult",
+    "SandboxUnavailableError",
     "SubmissionError",
     "SubmissionWarning",
     "UnsafeArchiveError",

@@ -2,8 +2,9 @@
 
 ``evaluate`` unpacks the ZIP with :func:`safe_extract` into a temporary folder, runs
 ``runner.py`` (stdlib + numpy only) under the chosen interpreter in a child process with a
-wall-clock limit, then validates what ``predict`` returned and scores the unrevealed test
-pairs beside three empirical baselines computed on the same split.
+wall-clock limit -- confined by bubblewrap where it works (:mod:`.sandbox`) -- then validates
+what ``predict`` returned and scores the unrevealed test pairs beside three empirical
+baselines computed on the same split.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesirt.submission import sandbox as sbx
 from bayesirt.submission import scoring
 from bayesirt.submission.safe_zip import DEFAULT_MAX_BYTES, safe_extract
 
@@ -107,6 +109,10 @@ class EvaluationReport:
     foreign_modules : tuple of str
         Packages outside the container's promise that the child had imported at the end
         (empty when ``strict_imports`` blocked them, or when the submission is clean).
+    sandbox : {"bwrap", "none"}
+        What confined the child: bubblewrap, or nothing (the user's full rights).
+    isolation : str
+        One line saying how it was confined, or why it was not.
     """
 
     zip_path: str
@@ -120,6 +126,8 @@ class EvaluationReport:
     manifest: dict | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     foreign_modules: tuple[str, ...] = field(default_factory=tuple)
+    sandbox: str = "none"
+    isolation: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the whole report."""
@@ -147,7 +155,8 @@ class EvaluationReport:
             f"bayesirt evaluate: {self.zip_path}\n"
             f"  data {self.data_dir}: {self.n_test_pairs:,} test pairs; python "
             f"{self.python_version}; train {self.train_seconds:.1f} s, child total "
-            f"{self.wall_seconds:.1f} s"
+            f"{self.wall_seconds:.1f} s\n"
+            f"  isolation: {self.isolation or self.sandbox}"
         )
         if self.manifest:
             head += (
@@ -218,12 +227,13 @@ def _runs_for(budgets: Sequence[float], policy: str) -> list[dict]:
     return runs
 
 
-def _child_env(tmp: Path) -> dict[str, str]:
+def _child_env(tmp: Path | str) -> dict[str, str]:
     """Build a clean environment: no PYTHONPATH; HOME and TMPDIR inside the temp dir."""
+    tmp = str(tmp)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp),
-        "TMPDIR": str(tmp),
+        "HOME": tmp,
+        "TMPDIR": tmp,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -322,6 +332,7 @@ def evaluate(
     max_bytes: int = DEFAULT_MAX_BYTES,
     predictions_dir: str | Path | None = None,
     verbose: bool = False,
+    sandbox: str = "auto",
 ) -> EvaluationReport:
     """Run a submission ZIP like the platform and score it against baselines.
 
@@ -357,6 +368,13 @@ def evaluate(
     verbose : bool, optional
         Pass the child's stderr (the runner's progress lines) through to this process's
         stderr as it runs; otherwise it is kept and shown only on failure.
+    sandbox : {"auto", "require", "off"}, optional
+        Confine the child with bubblewrap (:mod:`bayesirt.submission.sandbox`): read-only
+        system, the submission folder read-only, writable only the output folder and a fresh
+        ``/tmp``, no network. ``auto`` uses it when its probe passes and otherwise prints one
+        line to stderr saying the submission runs WITHOUT isolation; ``require`` raises
+        instead; ``off`` never uses it (and prints that line). The report's ``sandbox`` and
+        ``isolation`` say which applied.
 
     Returns
     -------
@@ -367,7 +385,10 @@ def evaluate(
     FileNotFoundError
         If the ZIP, the interpreter or a data file is missing.
     ValueError
-        On a bad budget/policy/time limit, or an unsafe ZIP (``UnsafeArchiveError``).
+        On a bad budget/policy/time limit/sandbox, or an unsafe ZIP (``UnsafeArchiveError``).
+    SandboxUnavailableError
+        If ``sandbox="require"`` and bubblewrap is missing or does not work here (an
+        ``InputError``, so a ``ValueError`` too).
     SubmissionError
         If the submission fails in the child (the message names the stage, the error and
         what to do), runs past ``time_limit``, or returns invalid predictions.
@@ -378,6 +399,7 @@ def evaluate(
     runs = _runs_for(budgets, policy)
     if not (isinstance(time_limit, int | float) and time_limit > 0):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    box = sbx.select(sandbox)  # a bad mode, or "require" without bwrap: before any work
     zip_path = Path(zip_path)
     data_dir = Path(data_dir)
     train_dir, test_dir = data_dir / "train", data_dir / "test"
@@ -441,13 +463,26 @@ def evaluate(
         job_path = runner_dir / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         log_path = tmp / "runner.log"
+        env = _child_env(box.tmp_dir or tmp)
+        exe, read_only = python, []
+        if box.isolated:
+            # The interpreter may live under a folder the sandbox hides (a venv in /tmp, pyenv
+            # under /root): bind back what it needs, and the data, read-only.
+            exe, read_only = sbx.interpreter_paths(python, env)
+            read_only += [sub, runner_dir, job["train_dir"], job["test_dir"], job["ground_truth"]]
+        cmd = box.command([exe, "-I", str(runner_dir / "runner.py"), str(job_path)], cwd=sub,
+                          env=env, read_only=read_only, writable=[out_dir])
+        if not box.isolated:
+            print(box.warning_line(), file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         with open(log_path, "w", encoding="utf-8") as log:
             try:
+                # Killing bwrap on the time limit takes its PID namespace, so every process
+                # the submission started, with it (--die-with-parent covers our own death).
                 proc = subprocess.run(
-                    [python, "-I", str(runner_dir / "runner.py"), str(job_path)],
+                    cmd,
                     # verbose: the runner's progress lines (stderr) appear as they happen.
-                    cwd=sub, env=_child_env(tmp), stdout=log,
+                    cwd=sub, env=env, stdout=log, stdin=subprocess.DEVNULL,
                     stderr=None if verbose else subprocess.STDOUT,
                     timeout=time_limit, check=False,
                 )
@@ -460,16 +495,22 @@ def evaluate(
                 ) from None
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
+            hint = ""
+            if box.isolated:
+                hint = ("\n(it ran in the bwrap sandbox: files read-only except a fresh "
+                        "$TMPDIR=/tmp, /home /root /run /tmp hidden, no network; to run code "
+                        "you trust unconfined: sandbox 'off')")
             err_file = out_dir / "error.json"
             if err_file.is_file():
                 err = json.loads(err_file.read_text(encoding="utf-8"))
                 raise SubmissionError(
                     f"the submission failed in {err['stage']}: {err['type']}: {err['message']}"
-                    f"\n{err['traceback']}"
+                    f"\n{err['traceback']}{hint}"
                 )
             raise SubmissionError(
-                f"the submission's process exited with status {proc.returncode} under {python};"
-                f" output:\n{_tail(log_path)}"
+                f"the submission's process exited with status {proc.returncode} under {python}"
+                f"{' in the bwrap sandbox' if box.isolated else ''}; output:\n"
+                f"{_tail(log_path)}{hint}"
             )
         summary = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
 
@@ -508,6 +549,7 @@ def evaluate(
         train_seconds=float(summary["train_seconds"]), wall_seconds=wall,
         runs=tuple(results), manifest=manifest, warnings=tuple(collected),
         foreign_modules=tuple(summary.get("modules", ())),
+        sandbox=box.kind, isolation=box.describe(),
     )
     if json_out is not None:
         d = report.to_dict()
