@@ -51,7 +51,7 @@ def child(path: str, out_dir: str) -> None:
             peak = int(line.split()[1]) / 1024
     print(json.dumps({"wall_s": wall, "peak_rss_mib": peak, "timings": s.timings,
                       "passed": s.passed, "elpd_loo": s.elpd_loo,
-                      "html_mib": os.path.getsize(Path(out_dir) / "report.html") / 2**20}))
+                      "html_mb": os.path.getsize(Path(out_dir) / "report.html") / 1e6}))
 
 
 def main() -> None:
@@ -74,17 +74,17 @@ def main() -> None:
     res = subprocess.run([sys.executable, __file__, "--child", str(path), str(out_dir)],
                          check=True, capture_output=True, text=True)
     r = json.loads(res.stdout.strip().splitlines()[-1])
-    size = path.stat().st_size / 2**20
+    size = path.stat().st_size / 1e6
     lines = [
         "# `diagnose` on a full-size posterior",
         "",
-        f"- posterior: {path} ({kind}), {size:.0f} MiB on disk (zlib level 4 + shuffle)",
+        f"- posterior: {path} ({kind}), {size:.0f} MB on disk (zlib level 4 + shuffle)",
         f"- generation + save of the synthetic file: {gen_s:.0f} s" if gen_s else "",
         f"- machine: {os.cpu_count()} CPU cores (shared with other engineers' jobs)",
         f"- run_diagnose wall time: **{r['wall_s']:.1f} s**; peak RSS **{r['peak_rss_mib']:.0f} "
         "MiB** (child process, diagnose only)",
         f"- per step (s): {r['timings']}",
-        f"- report size: {r['html_mib']:.1f} MiB; elpd_loo {r['elpd_loo']:.1f}",
+        f"- report size: {r['html_mb']:.1f} MB; elpd_loo {r['elpd_loo']:.1f}",
         "- acceptance: < 180 s and < 8 GB peak",
         "",
         "LOO at this size is the subsampled (plpd difference) estimator on 2,000 observations,",
