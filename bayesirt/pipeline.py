@@ -69,8 +69,9 @@ def load_draws(posterior_path: str | os.PathLike, *, max_draws: int | None = Non
     Parameters
     ----------
     posterior_path : path-like
-        A file written by :func:`save_posterior` (NetCDF4 DataTree) or by
-        :func:`bayesirt.posteriors.write_flat` (NetCDF3 flat artifact).
+        A file written by :func:`save_posterior` (NetCDF4 DataTree), converted in memory
+        (:func:`bayesirt.posteriors.flat_arrays`), or by
+        :func:`bayesirt.predictive.save_flat` (NetCDF3 flat artifact).
     max_draws : int, optional
         Thin to at most this many draws (evenly spaced).
 
@@ -79,22 +80,23 @@ def load_draws(posterior_path: str | os.PathLike, *, max_draws: int | None = Non
     bayesirt.predictive.PosteriorDraws
     """
     from bayesirt import predictive
-    from bayesirt.posteriors import write_flat
+    from bayesirt.posteriors import flat_arrays
 
     path = Path(posterior_path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such posterior file")
+        raise InputError(f"{path}: no such posterior file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic[:3] == b"CDF":  # NetCDF3 classic: already the flat artifact
-        return predictive.load_flat(path)
-    with tempfile.TemporaryDirectory(prefix="bayesirt-") as tmp:
-        flat = write_flat(path, Path(tmp) / "flat.nc", max_draws=max_draws)
-        return predictive.load_flat(flat)
+        draws = predictive.load_flat(path)
+        return draws if max_draws is None else draws.thin(max_draws)
+    return predictive.PosteriorDraws.from_arrays(**flat_arrays(path, max_draws=max_draws))
 
 
 def _test_inputs(test_dir: str | os.PathLike, train_dir: str | os.PathLike | None) -> Any:
     """Parse the test pairs and new items with the package's one parser."""
+    import warnings
+
     test_dir = Path(test_dir)
     if train_dir is None:
         sibling = test_dir.parent / "train"
@@ -103,72 +105,38 @@ def _test_inputs(test_dir: str | os.PathLike, train_dir: str | os.PathLike | Non
                 f"{test_dir}: cannot find the train dir beside it ({sibling}); pass --train-dir"
             )
         train_dir = sibling
-    return _data.load(train_dir, test_dir)
-
-
-def _new_items(draws: Any, data: Any) -> dict[str, Any]:
-    """Describe every item the posterior does not know (test items, unfitted train items)."""
-    from bayesirt import predictive
-
-    known = set(draws.item_ids)
-    rows = [j for j, item in enumerate(data.item_ids) if item not in known]
-    emb = None if data.item_embeddings is None else data.item_embeddings[rows]
-    return predictive.new_items_from_arrays(
-        [data.item_ids[j] for j in rows],
-        [data.benchmark_ids[data.item_benchmark[j]] for j in rows],
-        [data.category_ids[data.item_category[j]] for j in rows],
-        emb,
-    )
-
-
-def _evidence(draws: Any, data: Any) -> tuple | None:
-    """Training responses whose model or item the posterior lacks (folded in as evidence)."""
-    known_models, known_items = set(draws.model_ids), set(draws.item_ids)
-    model_unknown = np.array([m not in known_models for m in data.model_ids], dtype=bool)
-    item_unknown = np.array([j not in known_items for j in data.item_ids], dtype=bool)
-    extra = model_unknown[data.model_idx] | item_unknown[data.item_idx]
-    if not extra.any():
-        return None
-    model_ids = np.asarray(data.model_ids, dtype=object)
-    item_ids = np.asarray(data.item_ids, dtype=object)
-    return (model_ids[data.model_idx[extra]], item_ids[data.item_idx[extra]],
-            np.asarray(data.response[extra], dtype=np.int8))
-
-
-def _options(data: Any, neighbours: bool) -> dict[str, Any]:
-    """Keyword options for the predictive engine.
-
-    The neighbour prior needs item embeddings; without them it is skipped, as the
-    submission's glue does, so the two stay equal.
-    """
-    if not neighbours or data.item_embeddings is None:
-        return {}
-    n = data.n_train_items
-    responses = (np.asarray(data.model_ids, dtype=object)[data.model_idx],
-                 np.asarray(data.item_ids, dtype=object)[data.item_idx],
-                 np.asarray(data.response, dtype=np.int8))
-    return {"neighbours": (list(data.item_ids[:n]), np.asarray(data.item_embeddings[:n]),
-                           responses)}
+    with warnings.catch_warnings():
+        # Test models without training responses: the predictive engine says, in one line,
+        # which of them the posterior lacks too and what prior they get (an InputWarning).
+        warnings.filterwarnings("ignore", message=r".*model\(s\) in .* have no training "
+                                "responses", category=_data.DataWarning)
+        return _data.load(train_dir, test_dir)
 
 
 def _prepare(posterior_path, test_dir, train_dir, labeled) -> tuple:
     """Draws, parsed data, the test pairs' ids and the revealed labels."""
+    from bayesirt.predictive import inputs
+
     draws = load_draws(posterior_path)
     data = _test_inputs(test_dir, train_dir)
-    model_ids = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
-    item_ids = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
+    model_ids, item_ids = inputs.test_pairs(data)
     labels = None if labeled is None else _data.read_labeled_pairs(labeled)
     return draws, data, model_ids, item_ids, labels
 
 
 def _engine_inputs(draws, data, labels, neighbours: bool, progress: bool) -> dict[str, Any]:
-    """Keyword arguments shared by ``predict_pairs`` and ``score_pairs``."""
+    """Keyword arguments shared by ``predict_pairs`` and ``score_pairs``.
+
+    New items, evidence and (with ``neighbours``, when the data have item embeddings) the
+    neighbour prior come from ``bayesirt.predictive.inputs``, which the submission's glue
+    uses too, so ``bayesirt predict`` and the bundle feed the engine the same arrays.
+    """
+    from bayesirt.predictive import inputs
+
     return {
-        "new_items": _new_items(draws, data),
         "labels": labels,
-        "evidence": _evidence(draws, data),
         "progress": progress,
-        **_options(data, neighbours),
+        **inputs.engine_inputs(draws, data, use_neighbours=neighbours),
     }
 
 

@@ -10,7 +10,10 @@ is compared; a plot goes to bench/results/.
 Run:
   .venv/bin/python bench/predict_accuracy.py POSTERIOR.nc ../shared/data/real-multibench \
       --out bench/results/predict_accuracy_real-multibench.md
-POSTERIOR is a flat artifact (bayesirt.posteriors.write_flat) or a posterior DataTree file.
+POSTERIOR is a flat artifact (bayesirt.predictive.save_flat) or a posterior DataTree file
+(converted in memory, as `bayesirt predict` does). The data are parsed by bayesirt.data and
+the engine's inputs (new items, evidence, neighbours) built by bayesirt.predictive.inputs,
+the same as `bayesirt predict` and the submission bundle.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import csv
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,13 +30,9 @@ import numpy as np
 from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bayesirt.predictive import (  # noqa: E402
-    load_flat,
-    predict_pairs,
-    read_neighbours,
-    read_new_items,
-    score_pairs,
-)
+from bayesirt import data as bdata  # noqa: E402
+from bayesirt import pipeline  # noqa: E402
+from bayesirt.predictive import inputs, predict_pairs, score_pairs  # noqa: E402
 
 
 def read_csv(path: Path) -> dict[str, list[str]]:
@@ -53,17 +51,6 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     n1 = y.sum()
     n0 = y.size - n1
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def load_posterior(path: str):
-    try:
-        return load_flat(path)
-    except ValueError:
-        from bayesirt.posteriors import write_flat  # a DataTree file: flatten it first
-
-        with tempfile.TemporaryDirectory() as tmp:
-            flat = write_flat(path, Path(tmp) / "flat.nc")
-            return load_flat(flat)
 
 
 def peers_table(set_name: str) -> list[list[str]]:
@@ -101,37 +88,26 @@ def main() -> None:
     args = ap.parse_args()
     data = Path(args.data_dir)
     set_name = data.name.replace("_", "-")
-    draws = load_posterior(args.posterior)
+    draws = pipeline.load_draws(args.posterior)
     print(f"posterior: {draws.n_draws} draws, {len(draws.model_ids)} models, "
           f"{len(draws.item_ids)} items, model {draws.attrs.get('model_name', '?')}")
-    new_items = read_new_items(data / "test/test_items.csv",
-                               data / "test/test_item_embeddings.npy")
-    pairs = read_csv(data / "test/test_pairs.csv")
+    parsed = bdata.load(data / "train", data / "test")
+    models, items = inputs.test_pairs(parsed)
     truth = read_csv(data / "reference/ground_truth.csv")
-    models = np.asarray(pairs["model_id"], dtype=object)
-    items = np.asarray(pairs["item_id"], dtype=object)
-    assert truth["model_id"] == pairs["model_id"] and truth["item_id"] == pairs["item_id"]
+    assert truth["model_id"] == models.tolist() and truth["item_id"] == items.tolist()
     y = np.asarray(truth["label"], dtype=np.int64)
     key = {(m, i): n for n, (m, i) in enumerate(zip(models, items, strict=True))}
 
-    # Training responses the posterior lacks (a posterior fit on a subset): evidence.
-    known_m, known_i = set(draws.model_ids), set(draws.item_ids)
-    tr = read_csv(data / "train/train_responses.csv")
-    extra = [n for n, (m, i) in enumerate(zip(tr["model_id"], tr["item_id"], strict=True))
-             if m not in known_m or i not in known_i]
-    evidence = None
-    if extra:
-        train_items = read_new_items(data / "train/train_items.csv",
-                                     data / "train/item_embeddings.npy")
-        new_items.update({i: v for i, v in train_items.items() if i not in known_i})
-        evidence = ([tr["model_id"][n] for n in extra], [tr["item_id"][n] for n in extra],
-                    [int(tr["response"][n]) for n in extra])
-        print(f"evidence: {len(extra)} training responses the posterior lacks")
+    # New items, and the training responses the posterior lacks (a fit on a subset): evidence.
+    new_items = inputs.new_items(draws, parsed)
+    evidence = inputs.evidence(draws, parsed)
+    if evidence is not None:
+        print(f"evidence: {evidence[0].size} training responses the posterior lacks")
 
     nb_kw = {}
     if args.neighbours:
         # As bayesirt predict: item ids, embeddings and (--neighbour-abilities) responses.
-        neighbours = read_neighbours(data / "train")
+        neighbours = inputs.neighbours(parsed)
         if neighbours is None:
             sys.exit(f"--neighbours needs {data / 'train/item_embeddings.npy'}")
         if not args.neighbour_abilities:

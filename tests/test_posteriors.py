@@ -3,15 +3,16 @@ import os
 
 import numpy as np
 import pytest
-from scipy.io import netcdf_file
 
 from bayesirt.posteriors import (
+    FLAT_CONSTANTS,
+    FLAT_VARIABLES,
     SCHEMA_VERSION,
     available_engines,
+    flat_arrays,
     load,
     save,
     to_datatree,
-    write_flat,
 )
 from bayesirt.posteriors.flat import thin_indices
 from bayesirt.posteriors.synthetic import synthetic_fit
@@ -144,7 +145,10 @@ def test_load_rejects_truncated(fit, tmp_path):
 
 
 def test_load_rejects_flat_file(fit, tmp_path):
-    flat = write_flat(to_datatree(fit), tmp_path / "flat.nc")
+    from bayesirt.predictive import PosteriorDraws, save_flat
+
+    flat = tmp_path / "flat.nc"
+    save_flat(PosteriorDraws.from_arrays(**flat_arrays(to_datatree(fit))), flat)
     with pytest.raises(ValueError, match="NetCDF3"):
         load(flat)
 
@@ -166,22 +170,45 @@ def test_thin_indices_even_and_deterministic():
         thin_indices(100, 0)
 
 
-def test_write_flat_layout(fit, tmp_path):
-    path = write_flat(save(fit, tmp_path / "post.nc"), tmp_path / "flat.nc", max_draws=25)
-    with netcdf_file(path, "r", mmap=False) as nc:
-        assert nc.bayesirt_flat_schema == 1
-        assert nc.model_name == b"synthetic_2pl"
-        assert json.loads(nc.config.decode()) == fit.config
-        assert nc.dimensions["sample"] == 25
-        ab = nc.variables["ability"]
-        assert ab.dimensions == ("sample", "model", "benchmark")
-        assert ab.data.dtype.kind == "f" and ab.data.dtype.itemsize == 4
-        flat = fit.posterior["ability"].reshape(60, 6, 2)
-        np.testing.assert_allclose(ab.data[0], flat[0])
-        np.testing.assert_allclose(ab.data[-1], flat[-1])
-        ids = [b"".join(row).decode() for row in nc.variables["model_id"].data]
-        assert ids == fit.coords["model"]
-        assert nc.variables["item_idx"].data.dtype.kind == "i"
-        assert "log_likelihood" not in nc.variables
-        bench = [b"".join(r).decode() for r in nc.variables["benchmark_id"].data]
-        assert bench == fit.coords["benchmark"]
+def test_flat_arrays_layout(fit, tmp_path):
+    from bayesirt.predictive import PosteriorDraws
+    from bayesirt.predictive.draws import CONST_VARS, DRAW_VARS
+
+    # The names posteriors knows are the runtime's (posteriors does not import predictive).
+    assert set(FLAT_VARIABLES) == set(DRAW_VARS) and set(FLAT_CONSTANTS) == set(CONST_VARS)
+    out = flat_arrays(save(fit, tmp_path / "post.nc"), max_draws=25)
+    assert out["model_ids"] == fit.coords["model"]
+    assert out["benchmark_ids"] == fit.coords["benchmark"]
+    assert out["ability"].shape == (25, 6, 2) and out["ability"].dtype == np.float32
+    assert out["item_benchmark"].dtype == np.int32
+    flat = fit.posterior["ability"].reshape(60, 6, 2)  # 2 chains x 30 draws, chain order
+    keep = thin_indices(60, 25)
+    np.testing.assert_array_equal(out["ability"], flat[keep].astype(np.float32))
+    assert keep[0] == 0 and keep[-1] == 59  # both chains contribute
+    # Only what the runtime reads: no obs-level constants, no log-likelihood.
+    assert "item_idx" not in out and "model_idx" not in out and "log_likelihood" not in out
+    attrs = out["attrs"]
+    assert attrs["model_name"] == "synthetic_2pl" and attrs["config"] == fit.config
+    assert attrs["n_chains"] == 2 and attrs["n_draws"] == 30 and attrs["created_at"]
+    draws = PosteriorDraws.from_arrays(**out)  # the keys are from_arrays' arguments
+    assert draws.n_draws == 25 and draws.attrs["fingerprint"] == attrs["fingerprint"]
+    rnd = flat_arrays(to_datatree(fit), max_draws=25, rng=np.random.default_rng(0))
+    assert rnd["ability"].shape == (25, 6, 2) and not np.array_equal(rnd["ability"],
+                                                                   out["ability"])
+    with pytest.raises(ValueError, match="max_draws"):
+        flat_arrays(to_datatree(fit), max_draws=0)
+
+
+def test_posteriors_does_not_import_predictive():
+    """Data flow one way: posteriors -> predictive (the runtime is shipped alone)."""
+    import ast
+    from pathlib import Path
+
+    import bayesirt.posteriors
+
+    for path in Path(bayesirt.posteriors.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert "predictive" not in (node.module or ""), path.name
+            elif isinstance(node, ast.Import):
+                assert not any("predictive" in a.name for a in node.names), path.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -425,16 +426,22 @@ def test_bundle_layout_and_manifest(small_bundle, small_dir):
 
     info = small_bundle
     assert info.n_draws == 80 and info.size_bytes == info.path.stat().st_size
+    pkg = Path(bayesirt.__file__).parent
+    runtime = {f"predictive/{f.name}" for f in (pkg / "predictive").glob("*.py")}
+    runtime |= {"data.py", "errors.py"}
+    assert len(runtime) >= 12
     with zipfile.ZipFile(info.path) as zf:
         names = set(zf.namelist())
         assert names == {"model.py", "labeling.py", "posterior_flat.nc", "manifest.json",
-                         "bayesirt_runtime/__init__.py", "bayesirt_runtime/predictive.py",
-                         "bayesirt_runtime/data.py", "bayesirt_runtime/glue.py"}
-        pkg = Path(bayesirt.__file__).parent
-        # The runtime is the package's own code, byte for byte (house rule 9).
-        assert zf.read("bayesirt_runtime/predictive.py") == (pkg / "predictive.py").read_bytes()
-        assert zf.read("bayesirt_runtime/data.py") == (pkg / "data.py").read_bytes()
+                         "bayesirt_runtime/__init__.py", "bayesirt_runtime/glue.py",
+                         *(f"bayesirt_runtime/{n}" for n in runtime)}
         manifest = json.loads(zf.read("manifest.json"))
+        # The runtime is the package's own code, byte for byte (house rule 9), with its hash.
+        for name in sorted(runtime):
+            data = zf.read(f"bayesirt_runtime/{name}")
+            assert data == (pkg / name).read_bytes(), name
+            assert manifest["sha256"][f"bayesirt_runtime/{name}"] == hashlib.sha256(
+                data).hexdigest(), name
     assert manifest["n_draws"] == 80 and manifest["model_name"] == "2pl"
     assert manifest["bayesirt_version"] == bayesirt.__version__
     assert manifest["fingerprint"] == bdata.load(small_dir / "train").fingerprint
@@ -473,12 +480,10 @@ def test_bundle_predict_options_reach_the_sandbox(small_posterior, small_dir, tm
              predictions_dir=preds)
     run, plain, _ = _package_predictions(small_dir, info.path, tmp_path, preds / "none_0.csv")
     draws = predictive.load_flat(tmp_path / "posterior_flat.nc")
-    models, items = bdata.read_pairs(small_dir / "test" / "test_pairs.csv")
-    new_items = predictive.read_new_items(small_dir / "test" / "test_items.csv",
-                                          small_dir / "test" / "test_item_embeddings.npy")
-    p = predictive.predict_pairs(draws, list(models), list(items), new_items=new_items,
-                                 item_draws=8, n_neighbours=5,
-                                 neighbours=predictive.read_neighbours(small_dir / "train"))
+    d = bdata.load(small_dir / "train", small_dir / "test")
+    models, items = predictive.inputs.test_pairs(d)
+    p = predictive.predict_pairs(draws, list(models), list(items), item_draws=8, n_neighbours=5,
+                                 **predictive.inputs.engine_inputs(draws, d, use_neighbours=True))
     got = run["predicted_probability"].to_numpy()
     np.testing.assert_array_equal(got, p)
     assert not np.array_equal(got, plain)  # the options changed something
@@ -529,8 +534,9 @@ def _package_predictions(small_dir, zip_path, tmp_path, revealed_csv):
         zf.extract("posterior_flat.nc", tmp_path)
     draws = predictive.load_flat(tmp_path / "posterior_flat.nc")
     models, items = bdata.read_pairs(small_dir / "test" / "test_pairs.csv")
-    new_items = predictive.read_new_items(small_dir / "test" / "test_items.csv",
-                                          small_dir / "test" / "test_item_embeddings.npy")
+    d = bdata.load(small_dir / "train", small_dir / "test")
+    new_items = predictive.inputs.new_items(draws, d)
+    assert predictive.inputs.evidence(draws, d) is None  # fitted on train: nothing to add
     run = pd.read_csv(revealed_csv, float_precision="round_trip")
     rev = run[run["revealed"] == 1]
     labels = None

@@ -1,14 +1,14 @@
 """Held-out metrics on NEW test items: log-loss, ROC-AUC, Brier, reliability and ECE.
 
-Predictions come from ``bayesirt.pipeline.predict`` (the same path as ``bayesirt predict``); when
-they cannot be made, :func:`heldout_predictions` says so and the report shows why the
-section is empty instead of failing.
+Predictions come from ``bayesirt.predictive`` fed by ``bayesirt.predictive.inputs`` (the same
+inputs as ``bayesirt predict``, without importing the pipeline and so JAX); when they cannot
+be made, :func:`heldout_predictions` says so and the report shows why the section is empty
+instead of failing.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,8 @@ def heldout_predictions(
     Parameters
     ----------
     tree : xarray.DataTree
-        The loaded posterior (written to a temporary flat file for the predictive code).
+        The loaded posterior (400 evenly spaced draws converted in memory with
+        ``bayesirt.posteriors.flat_arrays``).
     posterior_path : path-like
         The posterior file (for messages).
     paths : dict
@@ -144,13 +145,17 @@ def heldout_predictions(
         Columns ``model_id``, ``item_id``, ``predicted_probability``, or None with the
         reason the predictions are not available.
     """
-    from bayesirt import pipeline
-    from bayesirt.posteriors import write_flat
+    from bayesirt import data as _data
+    from bayesirt import predictive
+    from bayesirt.posteriors import flat_arrays
 
-    with tempfile.TemporaryDirectory(prefix="bayesirt-diag-") as tmp:
-        flat = write_flat(tree, Path(tmp) / "flat.nc", max_draws=400)
-        result = pipeline.predict(flat, paths["test_dir"], train_dir=paths["train_dir"])
-    frame = pd.DataFrame(result)
+    draws = predictive.PosteriorDraws.from_arrays(**flat_arrays(tree, max_draws=400))
+    data = _data.load(paths["train_dir"], paths["test_dir"])
+    model_ids, item_ids = predictive.inputs.test_pairs(data)
+    probs = predictive.predict_pairs(draws, list(model_ids), list(item_ids),
+                                     **predictive.inputs.engine_inputs(draws, data))
+    frame = pd.DataFrame({"model_id": model_ids, "item_id": item_ids,
+                          "predicted_probability": probs})
     if "predicted_probability" not in frame:
         raise ValueError(f"predictions lack predicted_probability (columns {list(frame)})")
     return frame[["model_id", "item_id", "predicted_probability"]], ""

@@ -1,30 +1,32 @@
-"""The flat posterior artifact: a NetCDF3 classic file readable with numpy + scipy only.
+"""A posterior DataTree as the plain arrays the predictive runtime takes, in memory.
 
-The competition container does not promise xarray, h5py or netCDF4, so the submission
-bundle ships this file instead of the DataTree. Layout (see the project contract): every
-posterior variable the predictive code uses, draws flattened into a leading ``sample`` dim
-(float32); constant_data under its own names; ids as NUL-padded utf-8 char arrays.
+:func:`flat_arrays` reads the variables the runtime uses from a posterior written by
+:func:`bayesirt.posteriors.save`, flattens the chains into one leading draw axis (chain
+order), thins them, and returns numpy arrays keyed as the arguments of
+``bayesirt.predictive.PosteriorDraws.from_arrays``. The values are float32 (index maps
+int32), exactly what the flat NetCDF3 artifact stores, so draws built in memory predict
+what the same draws read back from ``bayesirt.predictive.save_flat``'s file predict.
+
+Data flow one way: this module does not import ``bayesirt.predictive``; callers do
+``PosteriorDraws.from_arrays(**flat_arrays(path))`` and, when a file is needed (the
+submission bundle), ``save_flat``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.io import netcdf_file
 
 import bayesirt
-from bayesirt.posteriors.io import atomic_path, load, posterior_attrs
+from bayesirt.errors import InputError
+from bayesirt.posteriors.io import load, posterior_attrs
 
-#: Value of the ``bayesirt_flat_schema`` global attribute.
-FLAT_SCHEMA_VERSION = 1
-
-#: Posterior variables copied into the flat file (others, e.g. raw non-centred sites, are not
-#: needed to predict and would only grow the bundle).
+#: Posterior variables the runtime reads (others, e.g. raw non-centred sites, are not needed
+#: to predict and would only grow the bundle).
 FLAT_VARIABLES = (
     "ability",
     "difficulty",
@@ -39,10 +41,16 @@ FLAT_VARIABLES = (
     "embedding_coef",
     "guess",
 )
-_ID_DIMS = {"model": "model_id", "item": "item_id", "benchmark": "benchmark_id",
-            "category": "category_id"}
-# Classic NetCDF3 (version 1) addresses at most 2 GiB; bigger files need 64-bit offsets.
-_CLASSIC_LIMIT = 2**31 - 2**24
+#: ``constant_data`` variables the runtime reads (index maps, embedding projection).
+FLAT_CONSTANTS = (
+    "item_benchmark",
+    "item_category",
+    "category_benchmark",
+    "embedding_pca_mean",
+    "embedding_pca_components",
+    "embedding_pca_scale",
+)
+_ID_DIMS = ("model", "item", "benchmark", "category")
 
 
 def thin_indices(n_samples: int, max_draws: int | None, rng: np.random.Generator | None = None
@@ -57,7 +65,7 @@ def thin_indices(n_samples: int, max_draws: int | None, rng: np.random.Generator
         Keep at most this many; None keeps all.
     rng : numpy.random.Generator, optional
         If given, a uniformly random subset (sorted); otherwise evenly spaced indices, so
-        the same file always gives the same artifact.
+        the same file always gives the same draws.
 
     Returns
     -------
@@ -66,76 +74,81 @@ def thin_indices(n_samples: int, max_draws: int | None, rng: np.random.Generator
 
     Raises
     ------
-    ValueError
+    InputError
         If ``max_draws`` is not a positive integer.
     """
     if max_draws is None or max_draws >= n_samples:
         return np.arange(n_samples, dtype=np.int64)
     if int(max_draws) != max_draws or max_draws < 1:
-        raise ValueError(f"max_draws must be a positive integer, got {max_draws!r}")
+        raise InputError(f"max_draws must be a positive integer, got {max_draws!r}")
     if rng is not None:
         return np.sort(rng.choice(n_samples, size=int(max_draws), replace=False)).astype(np.int64)
     # Evenly spaced over the whole flattened run, so every chain contributes.
     return np.unique(np.round(np.linspace(0, n_samples - 1, int(max_draws))).astype(np.int64))
 
 
-def _char_array(ids: list[str]) -> np.ndarray:
-    """Encode ids as a (n, strlen) 'S1' array, utf-8, NUL padded."""
-    encoded = [str(x).encode("utf-8") for x in ids]
-    width = max([1, *(len(b) for b in encoded)])
-    out = np.zeros((len(encoded), width), dtype="S1")
-    for row, raw in enumerate(encoded):
-        if raw:
-            out[row, : len(raw)] = np.frombuffer(raw, dtype="S1")
-    return out
-
-
 def _check_dim(sizes: dict[str, int], dim: str, size: int, what: str) -> None:
     if dim in sizes and sizes[dim] != size:
-        raise ValueError(
-            f"flat file: dim {dim!r} would have size {sizes[dim]} and {size} ({what}); "
-            "the NetCDF3 layout needs one size per dim"
+        raise InputError(
+            f"posterior: dim {dim!r} has size {sizes[dim]} in one variable and {size} in "
+            f"{what}"
         )
     sizes[dim] = size
 
 
-def write_flat(
+def flat_arrays(
     tree_or_path: xr.DataTree | str | os.PathLike,
-    out_path: str | os.PathLike,
-    *,
     max_draws: int | None = None,
     rng: np.random.Generator | None = None,
-) -> Path:
-    """Write the flat NetCDF3 artifact of a posterior, atomically.
+) -> dict[str, Any]:
+    """Convert a posterior into the runtime's plain arrays, in memory.
 
     Parameters
     ----------
     tree_or_path : xarray.DataTree or path-like
-        A posterior tree, or the path of a file written by ``bayesirt.posteriors.save``.
-    out_path : str or path-like
-        Destination file.
+        A posterior tree, or the path of a file written by ``bayesirt.posteriors.save``
+        (opened and closed here).
     max_draws : int, optional
         Keep at most this many of the S = chains * draws flattened draws (evenly spaced
-        unless ``rng`` is given).
+        unless ``rng`` is given, see :func:`thin_indices`).
     rng : numpy.random.Generator, optional
         Draw a random subset instead of evenly spaced draws.
 
     Returns
     -------
-    pathlib.Path
-        ``out_path``.
+    dict
+        ``model_ids``, ``item_ids``, ``benchmark_ids``, ``category_ids`` (lists of str;
+        categories empty when the posterior has none), ``attrs`` (``model_name``,
+        ``config`` dict, ``fingerprint``, ``bayesirt_version``, ``created_at``,
+        ``n_chains``, ``n_draws`` of the fit) and every variable of :data:`FLAT_VARIABLES`
+        the posterior has, float32 of shape ``(S', *trailing dims)``, plus the
+        :data:`FLAT_CONSTANTS` it has (int32 index maps, float32 projection). Variables
+        over an empty dim are left out, as the flat file leaves them out.
 
     Raises
     ------
-    ValueError
-        If the posterior has none of the contract variables, ``max_draws`` is invalid, or
-        two variables disagree on a dim's size.
+    InputError
+        If the posterior lacks the contract variables ability/difficulty or the model,
+        item or benchmark coordinates, ``max_draws`` is invalid, or two variables disagree
+        on a dim's size.
     """
-    tree = load(tree_or_path) if not isinstance(tree_or_path, xr.DataTree) else tree_or_path
+    opened = not isinstance(tree_or_path, xr.DataTree)
+    tree = load(tree_or_path) if opened else tree_or_path
+    try:
+        return _flat_arrays(tree, max_draws, rng)
+    finally:
+        if opened:
+            tree.close()
+
+
+def _flat_arrays(tree: xr.DataTree, max_draws: int | None,
+                 rng: np.random.Generator | None) -> dict[str, Any]:
     post = tree["posterior"].to_dataset()
+    const = (tree["constant_data"].to_dataset() if "constant_data" in tree.children
+             else xr.Dataset())
     names = [n for n in FLAT_VARIABLES if n in post.data_vars]
     if "ability" not in names or "difficulty" not in names:
-        raise ValueError(
+        raise InputError(
             f"posterior lacks the contract variables ability/difficulty (has {list(post)})"
         )
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
@@ -149,58 +162,42 @@ def write_flat(
         for dim, size in zip(dims[1:], values.shape[1:], strict=True):
             _check_dim(sizes, dim, size, f"posterior/{name}")
         arrays[name] = (dims, np.ascontiguousarray(values, dtype=np.float32))
-    if "constant_data" in tree.children:
-        const = tree["constant_data"].to_dataset()
-        for name, da in const.data_vars.items():
-            values = np.asarray(da.values)
-            for dim, size in zip(da.dims, values.shape, strict=True):
-                _check_dim(sizes, dim, size, f"constant_data/{name}")
-            dtype = np.int32 if values.dtype.kind in "biu" else np.float32
-            arrays[name] = (tuple(da.dims), np.ascontiguousarray(values, dtype=dtype))
-    id_arrays: dict[str, tuple[tuple[str, str], np.ndarray]] = {}
-    for dim, var in _ID_DIMS.items():
-        ids = None
-        for ds in (post, tree["constant_data"].to_dataset() if "constant_data" in tree.children
-                   else xr.Dataset()):
-            if dim in ds.coords:
-                ids = [str(x) for x in ds.coords[dim].values]
-                break
-        if ids is None:
+    for name in FLAT_CONSTANTS:
+        if name not in const.data_vars:
             continue
-        _check_dim(sizes, dim, len(ids), f"{dim} ids")
-        chars = _char_array(ids)
-        id_arrays[var] = ((dim, f"{dim}_strlen"), chars)
-        sizes[f"{dim}_strlen"] = chars.shape[1]
-
-    # NetCDF3 reads a zero-length dim as the record dim, so empty variables are left out.
+        da = const[name]
+        values = np.asarray(da.values)
+        for dim, size in zip(da.dims, values.shape, strict=True):
+            _check_dim(sizes, dim, size, f"constant_data/{name}")
+        dtype = np.int32 if values.dtype.kind in "biu" else np.float32
+        arrays[name] = (tuple(da.dims), np.ascontiguousarray(values, dtype=dtype))
+    ids: dict[str, list[str]] = {}
+    for dim in _ID_DIMS:
+        for ds in (post, const):
+            if dim in ds.coords:
+                ids[dim] = [str(x) for x in ds.coords[dim].values]
+                _check_dim(sizes, dim, len(ids[dim]), f"{dim} ids")
+                break
+    # As in the flat file (NetCDF3 cannot hold a zero-length dim): an empty dim is absent.
     empty = {d for d, n in sizes.items() if n == 0}
-    arrays = {k: v for k, v in arrays.items() if not empty & set(v[0])}
-    id_arrays = {k: v for k, v in id_arrays.items() if not empty & set(v[0])}
-    sizes = {d: n for d, n in sizes.items() if n > 0}
+    missing = [d for d in _ID_DIMS[:3] if d not in ids or d in empty]
+    if missing:
+        raise InputError(f"posterior lacks (non-empty) coordinates for dim(s) {missing}")
     attrs = posterior_attrs(tree)
-    total = sum(a.nbytes for _, a in arrays.values()) + sum(a.nbytes for _, a in id_arrays.values())
-    version = 1 if total < _CLASSIC_LIMIT else 2
-    with atomic_path(out_path) as tmp:
-        nc = netcdf_file(tmp, mode="w", version=version)
-        try:
-            nc.bayesirt_flat_schema = FLAT_SCHEMA_VERSION
-            nc.model_name = str(attrs.get("model_name", ""))
-            nc.config = json.dumps(attrs.get("config", {}), sort_keys=True, default=str)
-            nc.fingerprint = str(attrs.get("fingerprint", ""))
-            nc.bayesirt_version = bayesirt.__version__
-            nc.created_at = datetime.now(UTC).isoformat()
-            nc.n_chains = int(n_chain)
-            nc.n_draws = int(n_draw)
-            for dim, size in sizes.items():
-                nc.createDimension(dim, size)
-            for name, (dims, values) in arrays.items():
-                var = nc.createVariable(name, values.dtype, dims)
-                if values.size:
-                    var[...] = values
-            for name, (dims, chars) in id_arrays.items():
-                var = nc.createVariable(name, "c", dims)
-                if chars.size:
-                    var[...] = chars
-        finally:
-            nc.close()
-    return Path(out_path)
+    out: dict[str, Any] = {
+        "model_ids": ids["model"],
+        "item_ids": ids["item"],
+        "benchmark_ids": ids["benchmark"],
+        "category_ids": [] if "category" in empty else ids.get("category", []),
+        "attrs": {
+            "model_name": str(attrs.get("model_name", "")),
+            "config": attrs.get("config", {}),
+            "fingerprint": str(attrs.get("fingerprint", "")),
+            "bayesirt_version": bayesirt.__version__,
+            "created_at": datetime.now(UTC).isoformat(),
+            "n_chains": int(n_chain),
+            "n_draws": int(n_draw),
+        },
+    }
+    out.update({k: v for k, (dims, v) in arrays.items() if not empty & set(dims)})
+    return out

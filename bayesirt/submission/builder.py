@@ -2,14 +2,15 @@
 
 ZIP root::
 
-    model.py                       train() / predict(), from templates/model.py
-    labeling.py                    score_pairs(), from templates/labeling.py
-    bayesirt_runtime/__init__.py   marks the runtime package (generated)
-    bayesirt_runtime/predictive.py byte-for-byte copy of bayesirt/predictive.py
-    bayesirt_runtime/data.py       byte-for-byte copy of bayesirt/data.py
-    bayesirt_runtime/glue.py       calls of predictive from the platform's dicts (templates/glue.py)
-    posterior_flat.nc              the flat NetCDF3 artifact (scipy.io.netcdf_file reads it)
-    manifest.json                  version, model, config, fingerprint, draws, created, sha256s
+    model.py                          train() / predict(), from templates/model.py
+    labeling.py                       score_pairs(), from templates/labeling.py
+    bayesirt_runtime/__init__.py      marks the runtime package (generated)
+    bayesirt_runtime/predictive/*.py  byte-for-byte copies of the package bayesirt/predictive/
+    bayesirt_runtime/data.py          byte-for-byte copy of bayesirt/data.py
+    bayesirt_runtime/errors.py        byte-for-byte copy of bayesirt/errors.py
+    bayesirt_runtime/glue.py          calls of predictive from the platform's dicts (templates/)
+    posterior_flat.nc                 the flat NetCDF3 artifact (predictive.save_flat)
+    manifest.json                     version, model, config, fingerprint, draws, sha256s
 
 The runtime is copied, never rewritten, so the container computes exactly what the package
 computes (house rule 9).
@@ -52,14 +53,18 @@ ACQUISITIONS = ("bald", "epig")
 ARTIFACT_NAME = "posterior_flat.nc"
 MANIFEST_NAME = "manifest.json"
 RUNTIME_PACKAGE = "bayesirt_runtime"
-#: Files of the package copied verbatim into the runtime package.
-RUNTIME_MODULES = ("predictive.py", "data.py")
+#: Modules of the package copied verbatim into the runtime package (besides the whole
+#: ``predictive/`` package, see :func:`_runtime_files`).
+RUNTIME_MODULES = ("data.py", "errors.py")
+#: Package of bayesirt copied verbatim (every ``*.py`` in it) into the runtime package.
+RUNTIME_SUBPACKAGE = "predictive"
 
 _RUNTIME_INIT = '''"""bayesirt's numpy-only runtime, copied from bayesirt {version}.
 
-predictive.py and data.py are byte-for-byte copies of bayesirt/predictive.py and
-bayesirt/data.py (sha256 in ../manifest.json); glue.py turns the platform's calls into
-calls of predictive. They need numpy, scipy and pandas only.
+predictive/, data.py and errors.py are byte-for-byte copies of bayesirt/predictive/,
+bayesirt/data.py and bayesirt/errors.py (sha256 in ../manifest.json); they import each
+other relatively. glue.py turns the platform's calls into calls of predictive. They need
+numpy, scipy and pandas only.
 """
 
 __version__ = "{version}"
@@ -102,13 +107,42 @@ class BundleInfo:
 
 def _package_bytes(name: str) -> bytes:
     """Read a module of the installed package (works for editable and wheel installs)."""
-    res = resources.files("bayesirt").joinpath(name)
+    res = resources.files("bayesirt").joinpath(*name.split("/"))
     if not res.is_file():
         raise FileNotFoundError(
             f"bayesirt/{name} is missing from the installed package; the bundle needs it "
             "verbatim (reinstall bayesirt)"
         )
     return res.read_bytes()
+
+
+def _runtime_files() -> dict[str, bytes]:
+    """Every runtime file by its path inside ``bayesirt_runtime/``, read from the package.
+
+    Returns
+    -------
+    dict of str to bytes
+        ``predictive/<module>.py`` for each module of the package (sorted), then
+        :data:`RUNTIME_MODULES`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a module, or the whole ``predictive`` package, is missing from the install.
+    """
+    pkg = resources.files("bayesirt").joinpath(RUNTIME_SUBPACKAGE)
+    names: list[str] = []
+    if pkg.is_dir():
+        names = sorted(r.name for r in pkg.iterdir() if r.is_file() and r.name.endswith(".py"))
+    if "__init__.py" not in names:
+        raise FileNotFoundError(
+            f"bayesirt/{RUNTIME_SUBPACKAGE}/ is missing from the installed package; the bundle "
+            "needs it verbatim (reinstall bayesirt)"
+        )
+    out = {f"{RUNTIME_SUBPACKAGE}/{n}": _package_bytes(f"{RUNTIME_SUBPACKAGE}/{n}")
+           for n in names}
+    out.update({name: _package_bytes(name) for name in RUNTIME_MODULES})
+    return out
 
 
 def _template_bytes(name: str) -> bytes:
@@ -231,8 +265,8 @@ def build_bundle(
     Parameters
     ----------
     posterior_path : str or Path
-        A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree), or an
-        existing flat artifact (NetCDF3, ``bayesirt.posteriors.write_flat`` /
+        A posterior saved by ``bayesirt.posteriors.save`` (the NetCDF DataTree; its draws
+        are written with ``predictive.save_flat``), or an existing flat artifact (NetCDF3,
         ``predictive.save_flat``), copied as is or thinned.
     out_zip : str or Path
         Destination ZIP (overwritten atomically; parent folders are created).
@@ -261,11 +295,12 @@ def build_bundle(
     ValueError
         If ``acquisition`` is unknown, ``max_draws`` is not a positive int, an option is not
         an argument of predictive's function, or the posterior cannot be flattened (see
-        ``bayesirt.posteriors.write_flat``).
+        ``bayesirt.posteriors.flat_arrays``).
     TypeError
         If an options argument is not a dict.
     """
-    from bayesirt.posteriors import load, posterior_attrs, write_flat
+    from bayesirt import predictive
+    from bayesirt.posteriors import flat_arrays, load, posterior_attrs
 
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
@@ -281,7 +316,7 @@ def build_bundle(
     out_zip = Path(out_zip)
     out_zip.parent.mkdir(parents=True, exist_ok=True)
 
-    runtime = {name: _package_bytes(name) for name in RUNTIME_MODULES}
+    runtime = _runtime_files()
     templates = {name: _template_bytes(name) for name in ("model.py", "labeling.py")}
     glue = _template_bytes("glue.py")
     init = _RUNTIME_INIT.format(version=bayesirt.__version__).encode("utf-8")
@@ -298,9 +333,11 @@ def build_bundle(
             try:
                 attrs = posterior_attrs(tree)
                 keep = _auto_draws(tree) if max_draws == "auto" else max_draws
-                flat = write_flat(tree, tmp / ARTIFACT_NAME, max_draws=keep)
+                draws = predictive.PosteriorDraws.from_arrays(**flat_arrays(tree, max_draws=keep))
             finally:
                 tree.close()
+            flat = tmp / ARTIFACT_NAME
+            predictive.save_flat(draws, flat)
         facts = _flat_facts(flat)
         if not facts["fingerprint"]:
             # Fits record the data hash in provenance as "data_fingerprint"; the flat file's

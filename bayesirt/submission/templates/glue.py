@@ -1,7 +1,8 @@
 """Glue between the competition's calls and bayesirt's numpy-only runtime.
 
 Shipped in the submission ZIP as ``bayesirt_runtime/glue.py`` beside byte-for-byte copies of
-``bayesirt/predictive.py`` and ``bayesirt/data.py``. ``model.py`` and ``labeling.py`` are
+the package ``bayesirt/predictive/`` and of ``bayesirt/data.py`` and ``bayesirt/errors.py``.
+``model.py`` and ``labeling.py`` are
 thin wrappers around :func:`train`, :func:`predict` and :func:`score`, which share one cache
 (this module's globals): the posterior is read once per process.
 
@@ -9,10 +10,10 @@ What the glue does, and nothing more:
 
 * parse ``train_dir``/``test_dir`` with ``data.load`` (the package's one parser);
 * describe the items the posterior does not know (the test items, and any training item
-  missing from the fit) as ``predictive.ItemInfo`` (benchmark, category, embedding row);
-* fold in, as ``evidence``, every training response whose model or item the posterior
+  missing from the fit) as ``predictive.ItemInfo`` (benchmark, category, embedding row),
+  and fold in, as ``evidence``, every training response whose model or item the posterior
   lacks (when train_dir is the data the posterior was fitted on, its fingerprint matches
-  and there is none);
+  and there is none): both with ``predictive.inputs``, as ``bayesirt predict`` does;
 * turn ``labeled_pairs`` dicts into label arrays with ``data.read_labeled_pairs``;
 * call ``predictive.predict_pairs`` / ``predictive.score_pairs``.
 
@@ -108,33 +109,15 @@ def _inputs(d: _data.IRTData) -> dict:
     """Build ``new_items`` and ``evidence`` for predictive from parsed data.
 
     Returns a dict with ``new_items`` (dict item_id -> ItemInfo for every item of ``d`` the
-    posterior lacks) and ``evidence`` ((model_ids, item_ids, y) of training responses whose
-    model or item the posterior lacks, or None).
+    posterior lacks), ``evidence`` ((model_ids, item_ids, y) of training responses whose
+    model or item the posterior lacks, or None) and ``n_evidence``; built by
+    ``predictive.inputs``, the implementation ``bayesirt predict`` uses.
     """
     dr = draws()
-    known_items = set(dr.item_ids)
-    known_models = set(dr.model_ids)
-    item_ids = np.asarray(d.item_ids, dtype=object)
-    model_ids = np.asarray(d.model_ids, dtype=object)
-    unknown = np.asarray([i not in known_items for i in d.item_ids], dtype=bool)
-    new_items = {}
-    if unknown.any():
-        rows = np.flatnonzero(unknown)
-        bench = np.asarray(d.benchmark_ids, dtype=object)[d.item_benchmark[rows]]
-        cats = np.asarray(d.category_ids, dtype=object)[d.item_category[rows]]
-        # Embeddings go along whenever they exist: the embedding regression and the
-        # neighbour prior both read them (as in bayesirt.pipeline).
-        emb = None if d.item_embeddings is None else np.asarray(d.item_embeddings[rows])
-        new_items = _predictive.new_items_from_arrays(
-            item_ids[rows].tolist(), bench.tolist(), cats.tolist(), emb
-        )
-    model_unknown = np.asarray([m not in known_models for m in d.model_ids], dtype=bool)
-    extra = model_unknown[d.model_idx] | unknown[d.item_idx]
-    evidence = None
-    if extra.any():
-        evidence = (model_ids[d.model_idx[extra]], item_ids[d.item_idx[extra]],
-                    d.response[extra].astype(np.int8))
-    return {"new_items": new_items, "evidence": evidence, "n_evidence": int(extra.sum())}
+    new_items = _predictive.inputs.new_items(dr, d)
+    evidence = _predictive.inputs.evidence(dr, d)
+    n_evidence = 0 if evidence is None else len(evidence[2])
+    return {"new_items": new_items, "evidence": evidence, "n_evidence": n_evidence}
 
 
 def train(train_dir: str) -> None:
@@ -202,13 +185,8 @@ def _options(kind: str, d: _data.IRTData | None) -> dict:
             _note("neighbours requested but no item embeddings are at hand (no test_dir "
                   "given, or no embedding files): the neighbour prior is not used")
         else:
-            n = d.n_train_items
             # Training responses too: the neighbours' residuals give local ability offsets.
-            responses = (np.asarray(d.model_ids, dtype=object)[d.model_idx],
-                         np.asarray(d.item_ids, dtype=object)[d.item_idx],
-                         np.asarray(d.response, dtype=np.int8))
-            opts["neighbours"] = (list(d.item_ids[:n]), np.asarray(d.item_embeddings[:n]),
-                                  responses)
+            opts["neighbours"] = _predictive.inputs.neighbours(d)
     return opts
 
 

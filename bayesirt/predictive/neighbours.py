@@ -1,0 +1,267 @@
+"""Empirical-Bayes nearest-neighbour refinements of a new item's prediction.
+
+With ``neighbours=`` (the training items' ids and embeddings, optionally their responses),
+two terms are fitted on the posterior's own (fitted) items, per benchmark:
+
+* the difficulty prior: a new item's prior mean gains ``lambda_k`` times the mean posterior
+  residual of its most similar fitted items (embedding cosine), its prior sd is scaled by the
+  matching residual ratio ``rho_k`` (both fitted leave-one-out on the fitted items);
+* local ability offsets (with the responses): each model's ability on a new item gains
+  ``lambda_k`` times its mean residual ``y - p`` on those neighbours (fitted by maximum
+  likelihood, leave-one-out), inside the quadrature, so labels condition on it consistently.
+
+Only training items, training responses and the new item's own embedding are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .draws import PosteriorDraws, _even_index
+from .items import ItemInfo
+from .labels import _parse_labels
+from .prior import ItemPrior
+
+
+class NeighbourPrior:
+    """The neighbour refinements for one engine call (see the module docstring).
+
+    Parameters
+    ----------
+    draws : PosteriorDraws
+        The (thinned) draws.
+    new_ids : list of str
+        The new items, in engine order.
+    new_bench : ndarray of int64, shape (n_new,)
+        Their benchmark index (``K`` = unknown benchmark).
+    new_items : mapping of str to ItemInfo
+        Their descriptions (the embeddings).
+    item_index, model_index : dict of str to int
+        The engine's item (posterior items) and model (posterior, then unknown) indices.
+
+    Attributes
+    ----------
+    difficulty_fit : dict of str to (float, float)
+        ``(lambda_k, rho_k)`` of the difficulty prior per benchmark fitted.
+    ability_fit : dict of str to float
+        ``lambda_k`` of the ability offsets per benchmark fitted.
+    model_offset : dict of int to ndarray of float32, shape (n_models_ext,)
+        Local ability offset of every model on new item ``j`` (absent: none).
+    """
+
+    def __init__(self, draws: PosteriorDraws, new_ids: list[str], new_bench: np.ndarray,
+                 new_items: Mapping[str, ItemInfo], item_index: Mapping[str, int],
+                 model_index: Mapping[str, int]) -> None:
+        self.d = draws
+        self.new_ids = new_ids
+        self.new_bench = new_bench
+        self.new_items = new_items
+        self.item_index = item_index
+        self.model_index = model_index
+        self.difficulty_fit: dict[str, tuple[float, float]] = {}
+        self.ability_fit: dict[str, float] = {}
+        self.model_offset: dict[int, np.ndarray] = {}
+
+    def fit(self, prior: ItemPrior, neighbours: tuple[Any, ...], n_nb: int) -> None:
+        """Refine the new items' difficulty prior in ``prior``; fit the ability offsets.
+
+        The model's prior mean for an item (benchmark mean + category offset + embedding
+        regression) leaves a residual ``r_j = difficulty_j - mean_j`` on the fitted items.
+        Items with similar embeddings have similar residuals beyond what a linear
+        regression on a few PCA components captures. Per benchmark, regress each fitted
+        item's posterior-mean residual on the mean residual of its ``n_nb`` most
+        cosine-similar fitted items (leave-one-out, up to 2,000 items): slope ``lambda_k`` in
+        [0, 1] and residual-sd ratio ``rho_k`` in [0.3, 1]. A new item's prior mean then
+        gains ``lambda_k * mean(r of its neighbours)`` and its prior sd is scaled by
+        ``rho_k``. Only training items and the new item's own embedding are used.
+
+        Parameters
+        ----------
+        prior : ItemPrior
+            Its ``new_mean`` and ``new_sd_scale`` are updated in place.
+        neighbours : (item_ids, embeddings) or (item_ids, embeddings, responses)
+            See :func:`~.predict.predict_pairs`.
+        n_nb : int
+            Neighbours per item, >= 1.
+
+        Raises
+        ------
+        InputError
+            On a malformed ``neighbours`` tuple, mismatched shapes or non-finite embeddings.
+        """
+        new_items = self.new_items
+        if n_nb < 1:
+            raise InputError(f"n_neighbours must be >= 1, got {n_nb}")
+        if not isinstance(neighbours, (tuple, list)) or len(neighbours) not in (2, 3):
+            raise InputError(
+                "neighbours must be (item_ids, embeddings) or (item_ids, embeddings, "
+                f"responses), got {type(neighbours).__name__} of length "
+                f"{len(neighbours) if hasattr(neighbours, '__len__') else '?'}")
+        ids, emb = neighbours[0], neighbours[1]
+        emb = np.asarray(emb, dtype=np.float32)
+        ids = [str(i) for i in ids]
+        if emb.ndim != 2 or emb.shape[0] != len(ids):
+            raise InputError(
+                f"neighbours: embeddings shape {emb.shape} does not match {len(ids)} item ids")
+        if not np.all(np.isfinite(emb)):
+            raise InputError("neighbours: embeddings have non-finite values")
+        d = self.d
+        rows = np.asarray([self.item_index.get(i, -1) for i in ids])
+        ok = rows >= 0
+        J = len(d.item_ids)
+        E = np.zeros((J, emb.shape[1]), dtype=np.float32)
+        have = np.zeros(J, dtype=bool)
+        E[rows[ok]] = emb[ok]
+        have[rows[ok]] = True
+        E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+        # Posterior-mean residual of each fitted item around the model's own prior mean.
+        kb = d.item_benchmark
+        m = d.mu_difficulty.mean(0)[kb]
+        if d.category_offset is not None and d.item_category is not None:
+            cat = d.item_category
+            m = m + np.where(cat >= 0, d.category_offset.mean(0)[np.maximum(cat, 0)], 0.0)
+        if d.embedding_coef is not None and have.any():
+            if emb.shape[1] != d.embedding_pca_mean.shape[0]:  # type: ignore[union-attr]
+                raise InputError(
+                    f"neighbours: embeddings have {emb.shape[1]} dims, the posterior's "
+                    f"projection expects {d.embedding_pca_mean.shape[0]}")  # type: ignore
+            z = ((np.asarray(emb[ok], np.float64) - d.embedding_pca_mean)
+                 @ d.embedding_pca_components.T) / d.embedding_pca_scale  # type: ignore
+            coef = d.embedding_coef.mean(0)
+            m[rows[ok]] += np.einsum("np,np->n", coef[kb[rows[ok]]], z)
+        r = d.difficulty.mean(0) - m
+        for k in range(len(d.benchmark_ids)):
+            sets = self._neighbour_sets(k, new_items, E, have, n_nb, 2000)
+            if sets is None:
+                continue
+            pool, targets, est, est_nb = sets
+            x = r[est_nb].mean(axis=1)
+            y = r[est]
+            lam = float(np.clip((x @ y) / max(x @ x, 1e-12), 0.0, 1.0))
+            rho = float(np.clip(np.sqrt(np.mean((y - lam * x) ** 2) / max(np.mean(y**2), 1e-12)),
+                                0.3, 1.0))
+            self.difficulty_fit[d.benchmark_ids[k]] = (lam, rho)
+            for idx, nb in self._target_neighbours(targets, new_items, E, pool, n_nb):
+                prior.shift_means(idx, lam * r[nb].mean(axis=1), rho)
+        if len(neighbours) == 3 and neighbours[2] is not None:
+            self._abilities(neighbours[2], E, have, n_nb)
+
+    def _neighbour_sets(self, k: int, new_items: Mapping[str, ItemInfo], E: np.ndarray,
+                        have: np.ndarray, n_nb: int, n_est: int) -> tuple | None:
+        """Benchmark ``k``'s fitted pool, new targets, and leave-one-out neighbours of a sample.
+
+        Returns ``(pool, targets, est, est_nb)``: fitted items of ``k`` with embeddings, new
+        items of ``k`` with embeddings, up to ``n_est`` evenly spaced pool items, and each of
+        those items' ``n_nb`` most cosine-similar other pool items ``(n_est, n_nb)``; None
+        when the pool is too small or there is nothing to predict.
+        """
+        pool = np.flatnonzero((self.d.item_benchmark == k) & have)
+        targets = [n for n in range(len(self.new_ids)) if self.new_bench[n] == k
+                   and new_items[self.new_ids[n]].embedding is not None]
+        if pool.size < n_nb + 2 or not targets:
+            return None
+        est = pool[_even_index(pool.size, min(pool.size, n_est))]
+        sim = E[est] @ E[pool].T
+        sim[np.arange(est.size), np.searchsorted(pool, est)] = -np.inf  # leave one out
+        return pool, targets, est, pool[np.argpartition(-sim, n_nb, axis=1)[:, :n_nb]]
+
+    def _target_neighbours(self, targets: list[int], new_items: Mapping[str, ItemInfo],
+                           E: np.ndarray, pool: np.ndarray, n_nb: int, chunk: int = 512):
+        """Yield ``(target indices, their n_nb nearest pool items)`` in chunks of new items."""
+        q = np.stack([np.asarray(new_items[self.new_ids[n]].embedding, np.float32)
+                      .reshape(-1) for n in targets])
+        if q.shape[1] != E.shape[1]:
+            raise InputError(
+                f"new item {self.new_ids[targets[0]]!r}: embedding has {q.shape[1]} dims, "
+                f"the neighbour embeddings have {E.shape[1]}")
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        for lo in range(0, len(targets), chunk):
+            sim = q[lo:lo + chunk] @ E[pool].T
+            yield (np.asarray(targets[lo:lo + chunk]),
+                   pool[np.argpartition(-sim, n_nb - 1, axis=1)[:, :n_nb]])
+
+    def _abilities(self, responses: Any, E: np.ndarray, have: np.ndarray, n_nb: int) -> None:
+        """Empirical-Bayes local ability offsets of each model on each new item.
+
+        The model has one ability per (model, benchmark); models are also better or worse
+        at kinds of items within a benchmark (a subject of MMLU-Pro, a task type of BFCL).
+        A model's mean residual ``y - p`` (``p`` the posterior-mean fit) on a new item's
+        ``n_nb`` most similar fitted items measures that. Per benchmark, the offset
+        ``lambda_k * mean residual`` (ability units, ``lambda_k`` in [0, 6]) is fitted by
+        maximum likelihood on up to 1,500 fitted items with leave-one-out neighbours, and a
+        new item's prediction for model m uses ability ``theta_mk + offset_m``, inside the
+        quadrature, so revealed labels condition on it consistently. Models without responses
+        on the neighbours get no offset; ``lambda_k = 0`` switches it off where it does not
+        help. Uses only training responses and the new item's own embedding.
+
+        Parameters
+        ----------
+        responses : (model_ids, item_ids, y)
+            Training responses (e.g. from ``bayesirt.data``); unknown ids are skipped.
+        E : ndarray, shape (n_items, d)
+            Unit-norm embeddings of the posterior's items (zero rows where ``have`` is False).
+        """
+        d = self.d
+        new_items = self.new_items
+        r_m, r_i, r_y = _parse_labels(responses, "neighbour responses")
+        mi = np.asarray([self.model_index.get(m, -1) for m in r_m.tolist()])
+        ii = np.asarray([self.item_index.get(i, -1) for i in r_i.tolist()])
+        keep = (mi >= 0) & (mi < len(d.model_ids)) & (ii >= 0)
+        if not keep.any():
+            return
+        mi, ii, y = mi[keep], ii[keep], r_y[keep].astype(np.float64)
+        kb = d.item_benchmark
+        theta = d.ability.mean(0)  # (n_models, K)
+        b = d.difficulty.mean(0)
+        alpha = np.exp(d.log_discrimination.mean(0))
+        g = None if d.guess is None else d.guess.mean(0)
+
+        def prob(eta: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+            p = 0.5 * (1.0 + np.tanh(0.5 * eta))
+            return p if g is None else g[k] + (1.0 - g[k]) * p
+
+        # Dense (model, item) tables: 6 bytes per cell (~11 MB for 131 x 14,086).
+        n_models, n_items = len(d.model_ids), len(d.item_ids)
+        resid = np.zeros((n_models, n_items), dtype=np.float32)
+        resid[mi, ii] = y - prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
+        observed = np.zeros((n_models, n_items), dtype=bool)
+        observed[mi, ii] = True
+        y_full = np.zeros((n_models, n_items), dtype=np.int8)
+        y_full[mi, ii] = y
+
+        def local_residual(nb: np.ndarray) -> np.ndarray:
+            """(n_models, n_targets) mean residual over each target's neighbours."""
+            n_seen = observed[:, nb].sum(axis=-1, dtype=np.float32)
+            return resid[:, nb].sum(axis=-1) / np.maximum(n_seen, 1.0)
+
+        n_total = len(self.model_index)
+        grid = np.linspace(0.0, 6.0, 121)
+        for k in range(len(d.benchmark_ids)):
+            sets = self._neighbour_sets(k, new_items, E, have, n_nb, 1500)
+            if sets is None:
+                continue
+            pool, targets, est, est_nb = sets
+            x = local_residual(est_nb)
+            obs = observed[:, est]
+            base = (theta[:, k][:, None] - b[est][None, :])[obs]
+            a_obs = np.broadcast_to(alpha[est][None, :], obs.shape)[obs]
+            x_obs, y_obs = x[obs], y_full[:, est][obs]
+            best_lam, best_ll = 0.0, -np.inf
+            for lam in grid:
+                p = np.clip(prob(a_obs * (base + lam * x_obs), k), 1e-7, 1 - 1e-7)
+                ll = float(np.sum(y_obs * np.log(p) + (1 - y_obs) * np.log1p(-p)))
+                if ll > best_ll:
+                    best_lam, best_ll = float(lam), ll
+            self.ability_fit[d.benchmark_ids[k]] = best_lam
+            if best_lam == 0.0:
+                continue
+            for idx, nb in self._target_neighbours(targets, new_items, E, pool, n_nb, 256):
+                off = best_lam * local_residual(nb)
+                for c, n in enumerate(idx.tolist()):
+                    vec = np.zeros(n_total, dtype=np.float32)
+                    vec[:n_models] = off[:, c]
+                    self.model_offset[n] = vec

@@ -1,0 +1,136 @@
+"""Abilities of models the posterior does not know, drawn per draw from their posterior.
+
+A model unknown to the posterior gets, in each draw, an ability drawn from its posterior
+given that draw: the population prior ``Normal(ability_pop_loc, ability_pop_scale)`` times
+the likelihood of its responses (labels and evidence; known items exactly, new items with
+the item integrated over its prior), sampled by a deterministic stratified inverse-CDF
+across draws, so no RNG is needed and the result is reproducible. Its responses do not
+re-weight the draws (a "cut", see :meth:`UnknownAbilities._sample_unknown_model`). A model
+without responses thus gets the population prior itself.
+
+Every model's ability on a benchmark unknown to the posterior is drawn the same way from the
+pooled population prior (column ``K``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtri
+
+from .draws import PosteriorDraws
+from .labels import LabelRows
+from .prior import ItemPrior
+from .weights import _loglik, _normalise_log
+
+# Offsets of the low-discrepancy strata (golden-ratio sequences), so that models and
+# benchmarks are not drawn in lockstep.
+_GOLDEN = 0.6180339887498949
+
+
+class UnknownAbilities:
+    """The ability array of one engine call (see the module docstring).
+
+    Parameters
+    ----------
+    draws : PosteriorDraws
+        The (thinned) draws, ``S`` of them.
+    prior : ItemPrior
+        Population priors (with the pooled column) and the new items' priors.
+    n_unknown : int
+        Models after the posterior's own in the engine's model index.
+    lab : LabelRows
+        Labels and evidence as indices; the rows of each unknown model shape its ability.
+    """
+
+    def __init__(self, draws: PosteriorDraws, prior: ItemPrior, n_unknown: int,
+                 lab: LabelRows) -> None:
+        self.d = draws
+        self.S = draws.n_draws
+        self.prior = prior
+        self.n_unknown = n_unknown
+        self.lab = lab
+
+    def build(self) -> np.ndarray:
+        """Ability array (S, n_models_ext, K + 1): posterior, pooled column, unknown models.
+
+        Returns
+        -------
+        ndarray of float64, shape (S, n_models + n_unknown, K + 1)
+        """
+        d = self.d
+        S = self.S
+        n_known = len(d.model_ids)
+        M = n_known + self.n_unknown
+        K1 = len(d.benchmark_ids) + 1
+        A = np.empty((S, M, K1))
+        A[:, :n_known, :-1] = d.ability
+        # Pooled column for unknown benchmarks: deterministic stratified draws from the
+        # pooled population prior (different offset per model so models are not in lockstep).
+        u = self._strata(np.arange(M) * 0.7548776662466927)
+        A[:, :, -1] = self.prior.pop_loc[:, -1:] + self.prior.pop_sd[:, -1:] * ndtri(u)
+        self.A = A
+        for n in range(self.n_unknown):
+            self._sample_unknown_model(n_known + n)
+        return A
+
+    def _strata(self, offsets: np.ndarray) -> np.ndarray:
+        """Low-discrepancy uniforms (S, len(offsets)) in (0, 1): one stratum per draw."""
+        s = np.arange(self.S)[:, None]
+        base = (s + 0.5) / self.S
+        return np.mod(base + offsets[None, :], 1.0).clip(0.5 / self.S, 1 - 0.5 / self.S)
+
+    def _sample_unknown_model(self, mi: int) -> None:
+        """Draw model ``mi``'s ability per (draw, benchmark) from its conditional posterior."""
+        rows = np.flatnonzero(self.lab.mi == mi)
+        known = self.lab.known[rows]
+        jj = self.lab.ii[rows]
+        new_bench = self.prior.new_bench
+        kb = np.where(known, self.d.item_benchmark[np.where(known, jj, 0)],
+                      new_bench[np.where(known, 0, jj)] if new_bench.size else -1)
+        for k in range(self.A.shape[2]):
+            on_k = rows[kb == k]
+            # Coarse grid over +-6 prior sd, then a fine one over +-6 posterior sd around the
+            # posterior mean (the posterior is narrow once the model has many responses).
+            grid = np.linspace(-6.0, 6.0, 41)
+            if on_k.size:
+                logp, _ = self._ability_logpost(k, grid, rows, known, kb)
+                w = _normalise_log(logp.reshape(-1)).reshape(logp.shape).sum(axis=0)
+                m = float(w @ grid)
+                sdp = float(np.sqrt(max(w @ (grid - m) ** 2, 0.0)))
+                grid = m + max(1.25 * sdp, 0.02) * np.linspace(-6.0, 6.0, 81)
+            logp, a = self._ability_logpost(k, grid, rows, known, kb)
+            mx = logp.max(axis=1, keepdims=True)
+            cdf = np.cumsum(np.exp(logp - mx), axis=1)
+            # The draws are NOT re-weighted by this model's marginal likelihood ("cut"): one
+            # new model says little about the population, and with hundreds of responses the
+            # weights would collapse onto a few draws for no real gain.
+            cdf = cdf / cdf[:, -1:]
+            u = self._strata(np.array([(mi * _GOLDEN + k * 0.3819660112501051) % 1.0]))[:, 0]
+            pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
+            self.A[:, mi, k] = a[np.arange(self.S), pos]
+
+    def _ability_logpost(self, k: int, grid: np.ndarray, rows: np.ndarray, known: np.ndarray,
+                         kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log posterior (S, G) of an unknown model's ability at ``loc + sd * grid``."""
+        loc = self.prior.pop_loc[:, k][:, None]
+        sd = self.prior.pop_sd[:, k][:, None]
+        a = loc + sd * grid[None, :]  # (S, G)
+        logp = np.broadcast_to(-0.5 * grid**2, a.shape).copy()
+        g = None if self.prior.guess is None else self.prior.guess[:, k][:, None, None]
+        on_known = rows[known & (kb == k)]
+        for chunk in np.array_split(on_known, max(1, on_known.size // 32)):
+            if chunk.size == 0:
+                continue
+            j = self.lab.ii[chunk]
+            x = np.exp(self.d.log_discrimination[:, j])[:, :, None] * (
+                a[:, None, :] - self.d.difficulty[:, j][:, :, None])  # (S, c, G)
+            logp += _loglik(x, self.lab.sign[chunk][None, :, None], g).sum(axis=1)
+        for r in rows[~known & (kb == k)]:
+            # The new item integrated over its prior (its other labels ignored here).
+            zb, zl, lprior = self.prior.grid0
+            b, al = self.prior.node_params(self.lab.ii[r], np.arange(self.S), zb, zl)  # (S, Q)
+            x = al[:, None, :] * (a[:, :, None] - b[:, None, :])
+            lw = lprior - np.logaddexp.reduce(lprior)
+            ll = _loglik(x, self.lab.sign[r], g) + lw
+            logp += np.logaddexp.reduce(ll, axis=2)
+        return logp, a
