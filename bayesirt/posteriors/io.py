@@ -18,14 +18,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 import bayesirt
 from bayesirt.errors import InputError
-from bayesirt.inference.result import FitResult
+
+if TYPE_CHECKING:  # annotations only: reading a posterior must not start JAX
+    from bayesirt.inference.result import FitResult
 
 #: Version of the on-disk layout; ``load`` refuses files written by a newer bayesirt.
 SCHEMA_VERSION = 1
