@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -109,6 +110,8 @@ def run_diagnose(
     ValueError
         If the file is not a readable bayesirt posterior.
     """
+    if not Path(posterior_path).is_file():  # before the progress bar: one clean error line
+        raise FileNotFoundError(errno.ENOENT, "no such posterior file", str(posterior_path))
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     bar = tqdm(total=len(_STEPS), desc="diagnose", disable=not progress, leave=False)
