@@ -101,7 +101,7 @@ def _test_inputs(test_dir: str | os.PathLike, train_dir: str | os.PathLike | Non
     if train_dir is None:
         sibling = test_dir.parent / "train"
         if not sibling.is_dir():
-            raise ValueError(
+            raise InputError(
                 f"{test_dir}: cannot find the train dir beside it ({sibling}); pass --train-dir"
             )
         train_dir = sibling
@@ -208,7 +208,7 @@ def acquire(
     from bayesirt import predictive
 
     if budget < 1:
-        raise ValueError(f"budget must be a positive number of pairs, got {budget}")
+        raise InputError(f"budget must be a positive number of pairs, got {budget}")
     draws, data, model_ids, item_ids, labels = _prepare(
         posterior_path, test_dir, train_dir, labeled
     )

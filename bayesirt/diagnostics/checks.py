@@ -17,6 +17,8 @@ from arviz_stats.base.array import array_stats
 from scipy import sparse
 from scipy.special import log_expit, logsumexp
 
+from bayesirt.errors import InputError
+
 _LIKELIHOOD_VARS = ("ability", "difficulty", "log_discrimination", "guess")
 # Elements of one (draws x observations) work array: ~160 MB in float64.
 _CHUNK_ELEMENTS = 20_000_000
@@ -62,12 +64,12 @@ def observations(tree: xr.DataTree) -> Observations:
         If an index array or the responses are missing or their lengths disagree.
     """
     if "constant_data" not in tree.children or "observed_data" not in tree.children:
-        raise ValueError("posterior has no constant_data/observed_data: cannot check the fit")
+        raise InputError("posterior has no constant_data/observed_data: cannot check the fit")
     const = tree["constant_data"].to_dataset()
     obs = tree["observed_data"].to_dataset()
     missing = [n for n in ("model_idx", "item_idx", "item_benchmark") if n not in const]
     if missing or "response" not in obs:
-        raise ValueError(
+        raise InputError(
             f"posterior lacks {missing + ([] if 'response' in obs else ['response'])}"
         )
     out = Observations(
@@ -78,7 +80,7 @@ def observations(tree: xr.DataTree) -> Observations:
     )
     n = len(out.response)
     if len(out.model_idx) != n or len(out.item_idx) != n:
-        raise ValueError(
+        raise InputError(
             f"model_idx ({len(out.model_idx)}), item_idx ({len(out.item_idx)}) and response "
             f"({n}) differ in length"
         )
@@ -108,7 +110,7 @@ def flat_draws(posterior: xr.Dataset, keep: np.ndarray | None = None) -> dict[st
         If ``ability`` or ``difficulty`` is missing.
     """
     if "ability" not in posterior or "difficulty" not in posterior:
-        raise ValueError("posterior lacks ability/difficulty: the likelihood cannot be evaluated")
+        raise InputError("posterior lacks ability/difficulty: the likelihood cannot be evaluated")
     out = {}
     for name in _LIKELIHOOD_VARS:
         if name not in posterior:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from bayesirt.errors import InputError
+
 #: The organisers' log-loss clipping.
 EPS = 1e-7
 
@@ -157,7 +159,7 @@ def heldout_predictions(
     frame = pd.DataFrame({"model_id": model_ids, "item_id": item_ids,
                           "predicted_probability": probs})
     if "predicted_probability" not in frame:
-        raise ValueError(f"predictions lack predicted_probability (columns {list(frame)})")
+        raise InputError(f"predictions lack predicted_probability (columns {list(frame)})")
     return frame[["model_id", "item_id", "predicted_probability"]], ""
 
 
@@ -179,12 +181,12 @@ def join_truth(pred: pd.DataFrame, ground_truth: Path) -> tuple[np.ndarray, np.n
     truth = pd.read_csv(ground_truth, dtype={"model_id": str, "item_id": str})
     label = "label" if "label" in truth else "response"
     if pred.duplicated(["model_id", "item_id"]).any():
-        raise ValueError("duplicate (model_id, item_id) pairs among the predictions")
+        raise InputError("duplicate (model_id, item_id) pairs among the predictions")
     joined = truth.merge(pred, on=["model_id", "item_id"], how="left")
     missing = joined["predicted_probability"].isna()
     if missing.any():
         row = joined[missing].iloc[0]
-        raise ValueError(
+        raise InputError(
             f"{int(missing.sum())} ground-truth pairs have no prediction, e.g. "
             f"({row['model_id']}, {row['item_id']}) in {ground_truth}"
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import bayesirt
+from bayesirt.errors import InputError
 
 
 def _predictive_default_draws() -> int:
@@ -211,13 +212,13 @@ def _check_options(options, func_name: str) -> dict:
     out = {}
     for key, value in options.items():
         if key not in allowed:
-            raise ValueError(f"unknown {func_name} option {key!r}; allowed: {allowed}")
+            raise InputError(f"unknown {func_name} option {key!r}; allowed: {allowed}")
         if key == "neighbours" and not isinstance(value, bool):
-            raise ValueError(f"{func_name} option 'neighbours' must be true/false, got {value!r}")
+            raise InputError(f"{func_name} option 'neighbours' must be true/false, got {value!r}")
         try:
             json.dumps(value)
         except TypeError:
-            raise ValueError(
+            raise InputError(
                 f"{func_name} option {key!r}={value!r} is not JSON-serialisable"
             ) from None
         out[key] = list(value) if isinstance(value, tuple) else value
@@ -303,13 +304,13 @@ def build_bundle(
     from bayesirt.posteriors import flat_arrays, load, posterior_attrs
 
     if acquisition not in ACQUISITIONS:
-        raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+        raise InputError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
     p_opts = _check_options(predict_options, "predict_pairs")
     s_opts = _check_options(score_options, "score_pairs")
     if max_draws is not None and max_draws != "auto" and (
         not isinstance(max_draws, int) or isinstance(max_draws, bool) or max_draws < 1
     ):
-        raise ValueError(f"max_draws must be a positive int, 'auto' or None, got {max_draws!r}")
+        raise InputError(f"max_draws must be a positive int, 'auto' or None, got {max_draws!r}")
     posterior_path = Path(posterior_path)
     if not posterior_path.is_file():
         raise FileNotFoundError(f"posterior file not found: {posterior_path}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bayesirt.errors import InputError
 from bayesirt.submission import sandbox as sbx
 from bayesirt.submission import scoring
 from bayesirt.submission.safe_zip import DEFAULT_MAX_BYTES, safe_extract
@@ -207,19 +208,19 @@ class EvaluationReport:
 
 def _runs_for(budgets: Sequence[float], policy: str) -> list[dict]:
     if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        raise InputError(f"policy must be one of {POLICIES}, got {policy!r}")
     bs = []
     for b in budgets:
         try:
             fb = float(b)
         except (TypeError, ValueError):
-            raise ValueError(f"budget {b!r} is not a number") from None
+            raise InputError(f"budget {b!r} is not a number") from None
         if not (0.0 <= fb <= 1.0) or not math.isfinite(fb):
-            raise ValueError(f"budget {b!r} must be a fraction of test pairs in [0, 1]")
+            raise InputError(f"budget {b!r} must be a fraction of test pairs in [0, 1]")
         if fb not in bs:
             bs.append(fb)
     if not bs:
-        raise ValueError("budgets is empty; give at least one, e.g. (0, 0.05)")
+        raise InputError("budgets is empty; give at least one, e.g. (0, 0.05)")
     pols = ("adaptive", "random") if policy == "both" else (policy,)
     runs = [{"policy": "none", "budget": 0.0}] if 0.0 in bs else []
     for b in sorted(x for x in bs if x > 0):
@@ -398,7 +399,7 @@ def evaluate(
     t_start = time.perf_counter()
     runs = _runs_for(budgets, policy)
     if not (isinstance(time_limit, int | float) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+        raise InputError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     box = sbx.select(sandbox)  # a bad mode, or "require" without bwrap: before any work
     zip_path = Path(zip_path)
     data_dir = Path(data_dir)
@@ -415,23 +416,23 @@ def evaluate(
 
     data = bdata.load(train_dir, test_dir)
     if data.test_model_idx is None or data.test_item_idx is None:
-        raise ValueError(f"{test_dir}: no test_pairs.csv was read")
+        raise InputError(f"{test_dir}: no test_pairs.csv was read")
     n = int(data.test_model_idx.shape[0])
     t_models = np.asarray(data.model_ids, dtype=object)[data.test_model_idx]
     t_items = np.asarray(data.item_ids, dtype=object)[data.test_item_idx]
     pair_pos = {(m, i): j for j, (m, i) in enumerate(zip(t_models, t_items, strict=True))}
     if len(pair_pos) != n:
-        raise ValueError(f"{test_dir / 'test_pairs.csv'} holds duplicate (model_id, item_id) rows")
+        raise InputError(f"{test_dir / 'test_pairs.csv'} holds duplicate (model_id, item_id) rows")
     gm, gi, gy = bdata.read_labeled_pairs(gt_path)
     y = np.full(n, -1, dtype=np.int64)
     for r, key in enumerate(zip(gm.tolist(), gi.tolist(), strict=True)):
         j = pair_pos.get(key)
         if j is None:
-            raise ValueError(f"{gt_path}: row {r + 2} pair {key} is not in test_pairs.csv")
+            raise InputError(f"{gt_path}: row {r + 2} pair {key} is not in test_pairs.csv")
         y[j] = int(gy[r])
     if (y < 0).any():
         j = int(np.flatnonzero(y < 0)[0])
-        raise ValueError(f"{gt_path} has no label for test pair {(t_models[j], t_items[j])}")
+        raise InputError(f"{gt_path} has no label for test pair {(t_models[j], t_items[j])}")
     t_bench = data.item_benchmark[data.test_item_idx]
     fit_model = data.model_idx.astype(np.int64)
     fit_bench = data.item_benchmark[data.item_idx].astype(np.int64)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayesirt import data as bdata
+from bayesirt.errors import InputError
 
 
 def _train_dir_of(path: Path) -> Path:
@@ -87,16 +88,16 @@ def split_dataset(
     ``train_items.csv`` when there is one; a long-form file gets ``item_text`` blank.
     """
     if not (isinstance(test_frac, int | float) and 0.0 < float(test_frac) < 1.0):
-        raise ValueError(f"test_frac must be in (0, 1), got {test_frac!r}")
+        raise InputError(f"test_frac must be in (0, 1), got {test_frac!r}")
     src = _train_dir_of(Path(path))
     out = Path(out_dir)
     if (out / "train").exists():
-        raise ValueError(f"{out / 'train'} already exists; choose an empty --out folder")
+        raise InputError(f"{out / 'train'} already exists; choose an empty --out folder")
     data = bdata.load(src)
     n_train = data.n_train_items
     is_test = _pick_test_items(data, float(test_frac), int(seed))
     if not is_test.any():
-        raise ValueError(f"{path}: no benchmark has two or more observed items to split")
+        raise InputError(f"{path}: no benchmark has two or more observed items to split")
 
     model_ids = np.asarray(data.model_ids, dtype=object)
     item_ids = np.asarray(data.item_ids[:n_train], dtype=object)
