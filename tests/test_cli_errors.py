@@ -120,7 +120,7 @@ def test_every_command_creates_missing_output_folders(quick_fit, tmp_path):
 
 def test_budget_above_the_candidates_is_said(quick_fit, tmp_path):
     root = bundled_dataset()
-    n_pairs = sum(1 for _ in open(root / "test" / "test_pairs.csv")) - 1
+    n_pairs = len((root / "test" / "test_pairs.csv").read_text().splitlines()) - 1
     proc = run("acquire", quick_fit, root / "test", "--budget", n_pairs + 100, "--out",
                tmp_path / "pairs.csv", "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -152,3 +152,50 @@ def test_a_bug_is_shown_as_a_bug_not_as_a_user_error(tmp_path):
     assert proc.returncode == 70
     assert "Traceback" in proc.stderr and "planted bug" in proc.stderr
     assert "internal error" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_models_in_pairs_and_labels_are_said_in_one_line_each(quick_fit, tmp_path):
+    import shutil
+
+    root = bundled_dataset()
+    test = tmp_path / "test"
+    shutil.copytree(root / "test", test)
+    item = (root / "test" / "test_pairs.csv").read_text().splitlines()[1].split(",")[1]
+    with open(test / "test_pairs.csv", "a") as fh:
+        fh.write(f"ghost/model-x,{item}\n")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"model_id,item_id,label\nphantom/model-y,{item},1\n")
+    out = tmp_path / "pred.csv"
+    proc = run("predict", quick_fit, test, "--train-dir", root / "train", "--labeled", labels,
+               "--out", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if ": warning: " in line]
+    assert all(line.startswith("bayesirt predict: warning: ") for line in warnings)
+    assert "Traceback" not in proc.stderr and "warnings.warn" not in proc.stderr
+    pair_lines = [line for line in warnings if "ghost/model-x" in line]
+    label_lines = [line for line in warnings if "phantom/model-y" in line]
+    assert len(pair_lines) == 1 and "prior" in pair_lines[0]
+    assert len(label_lines) == 1
+    assert out.read_text().count("ghost/model-x") == 1
+
+
+def test_evaluate_confines_a_submission_that_writes_outside_its_folder(tmp_path):
+    import shutil
+    import zipfile
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap not installed (.ci/run installs it)")
+    escape = tmp_path / "escaped.txt"
+    zip_path = tmp_path / "writer.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("model.py", f"def train(d):\n    open({str(escape)!r}, 'w').write('x')\n"
+                                "def predict(a, b, c):\n    return []\n")
+    proc = run("evaluate", zip_path, bundled_dataset(), "--budgets", "0", "--sandbox",
+               "require")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert not escape.exists()
+    failed = [line for line in proc.stderr.splitlines() if "the submission failed" in line]
+    # Inside the sandbox /tmp is an empty tmpfs (tmp_path is not there) and the rest of
+    # the system is read-only: either way the write fails.
+    assert len(failed) == 1
+    assert "No such file or directory" in failed[0] or "Read-only file system" in failed[0]
