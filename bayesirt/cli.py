@@ -73,6 +73,11 @@ def _echo(text: str) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
+    from bayesirt.outputs import prepare_output
+
+    # A bad --out is refused before JAX is configured; the fit checks it again, with the
+    # expected size, before sampling.
+    prepare_output(args.out, what="posterior file")
     _configure_jax(args.device, args.chains)
     import jax
 
