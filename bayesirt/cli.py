@@ -27,10 +27,12 @@ examples:
   bayesirt bundle   posterior.nc --out submission.zip
   bayesirt evaluate submission.zip data/      judge the ZIP as the competition would
   bayesirt demo                               all of the above on the bundled data set
+  bayesirt batch plan.toml --out runs/        a grid of fits on a local Dask cluster
+  bayesirt compare runs/                      PSIS-LOO, held-out metrics, seeds: one page
 """
 
 
-def _configure_jax(device: str, chains: int) -> None:
+def _configure_jax(device: str, chains: int, devices: int = 1) -> None:
     """Set process-global JAX options; must run before JAX is imported anywhere.
 
     Parameters
@@ -245,6 +247,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from bayesirt import pipeline
+
+    report = pipeline.batch(args.plan, args.out, workers=args.workers, scheduler=args.scheduler,
+                            retries=args.retries, progress=not args.no_progress, echo=_echo)
+    print(report.text())
+    failed = report.count("failed")
+    if failed:
+        print(f"bayesirt batch: {failed} fit(s) failed (failed.json in their folders says "
+              "why); run the same command again to retry only those", file=sys.stderr)
+        return 1
+    print(f"compare them: bayesirt compare {args.out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from bayesirt import pipeline
+    from bayesirt.batch.compare import text_table
+    from bayesirt.batch.files import jsonable
+
+    out = args.out or os.path.join(args.dir, "compare.html")
+    to_stdout = args.json == "-"
+    result = pipeline.compare(args.dir, out=out, json_out=None if to_stdout else args.json)
+    if to_stdout:
+        print(json.dumps(jsonable(result), indent=2))
+        return 0
+    print(text_table(result), end="")
+    print(f"page written to {out}" + (f", JSON to {args.json}" if args.json else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``bayesirt`` argument parser (exposed for tests and docs)."""
     from bayesirt import __version__
@@ -416,6 +451,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = add("batch", "run a grid of fits from a TOML plan on Dask",
+            "Fit every model x options x sampler settings x seed x data set that a TOML plan "
+            "lists ([grid], [[fit]]; see bayesirt.batch.plan) on a local Dask cluster, or on "
+            "an existing one with --scheduler. Each fit writes OUT/<name>/posterior.nc and "
+            "summary.json (convergence; held-out metrics where the data has reference/); a "
+            "failed fit writes failed.json and does not stop the others. Running the same "
+            "command again skips finished fits and retries only the failed and missing ones.")
+    p.add_argument("plan", help="plan file (.toml)")
+    p.add_argument("--out", required=True, help="output folder (one subfolder per fit)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core); the cores are "
+                        "split between them (XLA host devices and BLAS threads)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask cluster (its workers must see --out and "
+                        "have bayesirt installed), e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--retries", type=int, default=0,
+                   help="local cluster: times a fit whose worker process died is run again "
+                        "before it is recorded as failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_batch)
+
+    p = add("compare", "compare a batch's fits on one page (PSIS-LOO, held-out, seeds)",
+            "PSIS-LOO table by ArviZ's compare (elpd, se, elpd difference and its se, "
+            "stacking weights, Pareto k) for fits on the same data, held-out metrics, the "
+            "convergence verdict of each fit and the seed-to-seed spread of the headline "
+            "numbers: one self-contained HTML page, and JSON.")
+    p.add_argument("dir", help="folder written by `bayesirt batch`")
+    p.add_argument("--out", help="HTML page to write (default: DIR/compare.html)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="also write the numbers as JSON to FILE; --json alone prints them "
+                        "on stdout instead of the table")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

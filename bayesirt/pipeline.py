@@ -493,3 +493,97 @@ def demo(
     step(f"done: open {report} in a browser")
     return {"posterior": posterior, "report": report, "bundle": zip_path, "summary": summary,
             "evaluation": evaluation}
+
+
+# --- batch fitting and comparison (bayesirt.batch) ------------------------------------------
+
+
+def batch(
+    plan_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 0,
+    progress: bool = True,
+    echo: Any = print,
+) -> Any:
+    """Run every fit of a TOML plan on Dask, skipping those ``out`` already holds.
+
+    Parameters
+    ----------
+    plan_path : path-like
+        The plan (see :mod:`bayesirt.batch.plan`); validated completely, data sets
+        included, before any fit starts.
+    out : path-like
+        Output folder: ``<out>/<fit name>/posterior.nc`` + ``summary.json`` (or
+        ``failed.json``) per fit.
+    workers : int, optional
+        Processes of the local Dask cluster (default: one per core).
+    scheduler : str, optional
+        Address of an existing Dask scheduler to run on instead.
+    retries : int, default 0
+        Local cluster: how often a fit whose worker died is tried again before it is
+        recorded as failed.
+    progress : bool, default True
+        Progress bar over the fits.
+    echo : callable, default print
+
+    Returns
+    -------
+    bayesirt.batch.BatchReport
+
+    Raises
+    ------
+    InputError
+        A bad plan (one line naming the line and key), output folder or option.
+    """
+    from bayesirt.batch import load_plan, run_batch
+
+    plan = load_plan(plan_path)
+    return run_batch(plan, out, workers=workers, scheduler=scheduler, retries=retries,
+                     progress=progress, echo=echo)
+
+
+def compare(
+    batch_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    json_out: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Compare a batch's fits (PSIS-LOO, held-out metrics, verdicts, seed spread).
+
+    Parameters
+    ----------
+    batch_dir : path-like
+        A folder written by :func:`batch`.
+    out : path-like, optional
+        Self-contained HTML page to write.
+    json_out : path-like, optional
+        The same numbers as JSON.
+
+    Returns
+    -------
+    dict
+        :func:`bayesirt.batch.compare.compare_batch`'s result.
+
+    Raises
+    ------
+    InputError
+        If ``batch_dir`` holds no batch fits, or an output path is unusable.
+    """
+    from bayesirt.batch.compare import collect, compare_batch
+    from bayesirt.batch.files import write_json
+    from bayesirt.batch.page import write_page
+    from bayesirt.outputs import prepare_output
+
+    collect(batch_dir)  # a wrong folder is refused before any output path is created
+    for path, what in ((out, "comparison page"), (json_out, "comparison JSON")):
+        if path is not None:
+            prepare_output(path, what=what)
+    result = compare_batch(batch_dir)
+    if out is not None:
+        write_page(result, out)
+    if json_out is not None:
+        write_json(json_out, result)
+    return result
