@@ -337,7 +337,8 @@ def fit_and_save(
     )
     result = _fit(rng_key, irt_data, cfg)
     headline = convergence_headline(result.posterior, result.sample_stats,
-                                    result.max_tree_depth, result.dims, result.coords)
+                                    result.max_tree_depth, result.dims, result.coords,
+                                    constants=result.constant_data)
     text, passed = format_headline(headline,
                                    wall_seconds=result.provenance["sampling_wall_seconds"])
     echo(text)

@@ -121,7 +121,7 @@ def main() -> int:
     res = fit(jax.random.key(args.seed), irt, cfg)
     wall = time.perf_counter() - t0
     head = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
-                                 res.dims, res.coords)
+                                 res.dims, res.coords, constants=res.constant_data)
     text, passed = format_headline(head, wall_seconds=res.provenance["sampling_wall_seconds"])
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -405,7 +405,8 @@ def _param_name(name: str, shape: tuple[int, ...], flat_index: int,
 
 def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[str, np.ndarray],
                          max_tree_depth: int, dims: dict[str, tuple[str, ...]] | None = None,
-                         coords: dict[str, Any] | None = None) -> dict[str, Any]:
+                         coords: dict[str, Any] | None = None,
+                         constants: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Worst-case convergence numbers over every scalar of every variable.
 
     Parameters
@@ -418,15 +419,22 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         The limit used, to count saturated transitions.
     dims, coords : dict, optional
         ``FitResult.dims`` and ``FitResult.coords``: name the worst parameters by their ids.
+    constants : dict, optional
+        ``FitResult.constant_data`` (item -> benchmark, category -> benchmark maps): lets
+        the block diagnosis name the benchmark of item and category parameters.
 
     Returns
     -------
     dict
         ``rhat_max``, ``rhat_max_name``, ``ess_bulk_min``, ``ess_bulk_min_name``,
-        ``ess_tail_min``, ``ess_tail_min_name``, ``divergences``, ``tree_depth_hits``,
-        ``n_parameters``.
+        ``ess_tail_min``, ``ess_tail_min_name``, ``divergences``, ``divergences_per_chain``,
+        ``tree_depth_hits``, ``n_parameters``, and the block diagnosis
+        (``bayesirt.inference.blame``): ``blocks`` (failing blocks, worst first) and
+        ``divergence_location`` (where divergent draws sit).
     """
     from arviz_stats.base import array_stats
+
+    from bayesirt.inference import blame
 
     worst: dict[str, Any] = {
         "rhat_max": -np.inf,
@@ -434,6 +442,7 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         "ess_tail_min": np.inf,
         "n_parameters": 0,
     }
+    per_scalar = []
     for name, value in posterior.items():
         arr = np.asarray(value, dtype=np.float64)
         flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
@@ -447,6 +456,7 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         bulk = array_stats.ess(flat, chain_axis=-2, draw_axis=-1, method="bulk")
         tail = array_stats.ess(flat, chain_axis=-2, draw_axis=-1, method="tail", prob=0.05)
         idx = np.flatnonzero(varying)
+        per_scalar.append((name, arr.shape[2:], idx, rhat, bulk, tail))
         for key, vals, pick, better in (
             ("rhat_max", rhat, np.nanargmax, np.greater),
             ("ess_bulk_min", bulk, np.nanargmin, np.less),
@@ -460,8 +470,14 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
                 worst[f"{key}_name"] = _param_name(name, arr.shape[2:], int(idx[i]), dims,
                                                    coords)
     depth = np.asarray(sample_stats["tree_depth"])
-    worst["divergences"] = int(np.asarray(sample_stats["diverging"]).sum())
+    diverging = np.asarray(sample_stats["diverging"])
+    worst["divergences"] = int(diverging.sum())
+    worst["divergences_per_chain"] = diverging.reshape(diverging.shape[0], -1).sum(
+        axis=1).astype(int).tolist()
     worst["tree_depth_hits"] = int((depth >= max_tree_depth).sum())
+    worst["blocks"] = blame.summarise_blocks(per_scalar, dims, coords, constants)
+    worst["divergence_location"] = blame.locate_divergences(
+        posterior, diverging, dims, coords, constants)
     return worst
 
 
@@ -491,6 +507,10 @@ def format_headline(headline: dict[str, Any], *, rhat_max: float = 1.01, ess_min
         lines[0] += f" (sampling took {wall_seconds:.1f} s)"
     lines += [f"  {'ok  ' if ok else 'FAIL'}  {text}" for text, ok in checks]
     passed = all(ok for _, ok in checks[:4])
+    if not passed:
+        from bayesirt.inference.blame import format_blame
+
+        lines += format_blame(headline)
     lines.append(
         "  verdict: converged" if passed else
         f"  verdict: NOT converged (thresholds: R-hat <= {rhat_max}, ESS >= {ess_min:.0f}, "

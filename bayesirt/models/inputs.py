@@ -100,7 +100,26 @@ CENTRE_MIN_RESPONSES = 5
 # nuisances one chain of seed 2 stuck at tree depth 10. Items are centred only in
 # benchmarks with this many items.
 CENTRE_MIN_BENCHMARK_ITEMS = 500
+# The same threshold for difficulties alone (slopes keep CENTRE_MIN_BENCHMARK_ITEMS).
+CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY = CENTRE_MIN_BENCHMARK_ITEMS
 CENTRE_MIN_CATEGORY_ITEMS = 20
+# A centred category mean nu_c ~ N(mu_k, sigma_c) is a funnel wherever sigma_c can be smaller
+# than the precision with which the category's items pin nu_c: a benchmark whose categories
+# barely differ (a meaningless split), whose items spread widely, or whose items have few
+# responses (few models). So, in benchmarks whose items are non-centred (fewer than
+# CENTRE_MIN_BENCHMARK_ITEMS), a category mean is centred only where a crude, fit-free
+# estimate says its items pin it to within this fraction of the between-category spread
+# (``category_pin``). Measured (bench/results/robustness.md): the ">= 20 items" rule alone
+# left 535-635 divergences at the low end of sigma_category on a random 2-way split of
+# cruxeval_o and on simulated benchmarks with 2-5 categories; centring only in benchmarks
+# with >= 5 categories still left 94 (a 5-category benchmark with no category spread); this
+# rule, 21, none at the category level. Where items are centred (large benchmarks) their
+# category means stay centred: non-centring a 500-item category under centred items gave
+# R-hat 1.11 (the offset had to move with every change of mu and sigma_c), and shrinking
+# the spread estimate towards the prior scale instead re-centred a 60-item category with
+# no spread (106 divergences at small sigma_category). On both shared sets every category
+# mean keeps its form (real-multibench: benchmarks of >= 500 items; small set: < 20 items).
+CATEGORY_PIN_RATIO = 0.25
 PARAMETERISATIONS = ("auto", "centred", "noncentred")
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).
@@ -112,6 +131,8 @@ def parameterisation_masks(
     item_benchmark_size: np.ndarray,
     category_item_count: np.ndarray,
     parameterisation: str = "auto",
+    category_pin: np.ndarray | None = None,
+    category_benchmark_size: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Which item and category parameters the sampler moves centred (1) or non-centred (0).
 
@@ -127,8 +148,15 @@ def parameterisation_masks(
         ``auto`` centres an item's difficulty and log-discrimination when at least
         ``CENTRE_MIN_RESPONSES`` of its responses are in its minority class and its
         benchmark has at least ``CENTRE_MIN_BENCHMARK_ITEMS`` items, and a category mean
-        when the category has at least ``CENTRE_MIN_CATEGORY_ITEMS`` items; the other two
-        force one form everywhere.
+        when the category has at least ``CENTRE_MIN_CATEGORY_ITEMS`` items and (where
+        ``category_pin`` is given) either its benchmark has at least
+        ``CENTRE_MIN_BENCHMARK_ITEMS`` items or its items pin it to within
+        ``CATEGORY_PIN_RATIO`` of the between-category spread; the other two force one form
+        everywhere.
+    category_pin : ndarray of float, shape (n_free_categories,), optional
+        ``se_c / tau_k`` from :func:`category_pin`; None skips that condition.
+    category_benchmark_size : ndarray of int, shape (n_free_categories,), optional
+        Training items in each free category's benchmark (needed with ``category_pin``).
 
     Returns
     -------
@@ -152,16 +180,65 @@ def parameterisation_masks(
         item_centred = (items >= CENTRE_MIN_RESPONSES) & (
             np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS
         )
+        difficulty_centred = (items >= CENTRE_MIN_RESPONSES) & (
+            np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY
+        )
         cat_centred = cats >= CENTRE_MIN_CATEGORY_ITEMS
+        if category_pin is not None:
+            large = (np.zeros(cats.shape, bool) if category_benchmark_size is None else
+                     np.asarray(category_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS)
+            cat_centred &= large | (np.asarray(category_pin) <= CATEGORY_PIN_RATIO)
     else:
         flag = parameterisation == "centred"
         item_centred = np.full(items.shape, flag)
+        difficulty_centred = item_centred
         cat_centred = np.full(cats.shape, flag)
     return {
-        "difficulty_centred": item_centred.astype(np.float32),
+        "difficulty_centred": difficulty_centred.astype(np.float32),
         "log_discrimination_centred": item_centred.astype(np.float32),
         "category_centred": cat_centred.astype(np.float32),
     }
+
+
+def category_pin(
+    n_answered: np.ndarray,
+    n_correct: np.ndarray,
+    item_category: np.ndarray,
+    category_benchmark: np.ndarray,
+    free_category: np.ndarray,
+) -> np.ndarray:
+    """How tightly its items pin each free category's mean, relative to the category spread.
+
+    A crude, fit-free estimate on the logit scale of the raw proportions: per item
+    ``d_j = log((wrong + 0.5) / (correct + 0.5))``; per category the standard error ``se_c``
+    of the mean of its ``d_j`` (pooled within-category sd over sqrt(items)); per benchmark
+    the between-category sd ``tau`` by moments (variance of the category means minus their
+    mean squared standard error, floored at 0). Noisy items (few models) and widely spread
+    items inflate ``se_c``; categories that do not differ give ``tau = 0``. The ratio is
+    scale-free, so the crude logit scale does not matter.
+
+    Returns
+    -------
+    ndarray, shape (n_free_categories,)
+        ``se_c / tau_k`` (``inf`` where ``tau_k`` is 0).
+    """
+    n_answered = np.asarray(n_answered, dtype=np.float64)
+    crude = np.log((n_answered - n_correct + 0.5) / (n_correct + 0.5))
+    free = np.asarray(free_category)
+    ratio = np.full(free.size, np.inf)
+    bench_of_free = np.asarray(category_benchmark)[free]
+    for k in np.unique(bench_of_free):
+        cats = free[bench_of_free == k]
+        values = [crude[item_category == c] for c in cats]
+        means = np.array([v.mean() for v in values])
+        sizes = np.array([v.size for v in values], dtype=np.float64)
+        resid = np.concatenate([v - v.mean() for v in values])
+        dof = max(resid.size - cats.size, 1)
+        se = np.sqrt(np.sum(resid**2) / dof) / np.sqrt(sizes)
+        tau2 = float(np.var(means, ddof=1) - np.mean(se**2))
+        if tau2 > 0:
+            ratio[bench_of_free == k] = se / np.sqrt(tau2)
+    return ratio
 
 
 def build_inputs(
@@ -251,6 +328,8 @@ def build_inputs(
         np.bincount(item_benchmark, minlength=n_benchmarks)[item_benchmark],
         np.bincount(item_category, minlength=n_categories)[free_category],
         parameterisation,
+        category_pin(n_answered, n_correct, item_category, category_benchmark, free_category),
+        np.bincount(item_benchmark, minlength=n_benchmarks)[category_benchmark[free_category]],
     )
     arrays: dict[str, np.ndarray] = {
         **masks,
@@ -277,6 +356,10 @@ def build_inputs(
         "item": list(data.item_ids[:n_items]),
         "benchmark": list(data.benchmark_ids),
         "category": list(data.category_ids),
+        # Labels of the category level's own dims, so sigma_category and category_raw are
+        # named by benchmark and category (in the headline, the file and the diagnosis).
+        "multi_benchmark": [str(data.benchmark_ids[k]) for k in multi_benchmark],
+        "free_category": [str(data.category_ids[c]) for c in free_category],
     }
     constants: dict[str, np.ndarray] = {
         "model_idx": model_idx,

@@ -39,8 +39,9 @@ Identification
 Parameterisation (why it mixes)
 -------------------------------
 Item and category parameters are sampled centred where the data pin them down and
-non-centred where they do not, chosen per item from its number of responses and per category
-from its number of items, slopes only in large benchmarks
+non-centred where they do not, chosen per item from its number of responses, per category
+from how tightly its items pin its mean relative to the spread between its benchmark's
+categories, slopes only in large benchmarks
 (``bayesirt.models.inputs.parameterisation_masks`` says why). Measured: the small set
 (7 responses per MMLU-Pro item) needs mostly non-centred items (all-centred left
 sigma_difficulty at bulk-ESS ~200 of 2,000 draws); the full set (26-71 responses per item)
@@ -334,9 +335,11 @@ def hier2pl(
         with numpyro.plate("multi_benchmark", n_multi):
             sigma_c = numpyro.sample("sigma_category", dist.HalfNormal(1.0))
         slot = data["free_category_slot"]
-        # Non-centred where a category has few items (sigma_category is then poorly pinned and
-        # the centred form diverged in its funnel, measured on the small set); centred where
-        # hundreds of items fix the category mean (see ``_mixed_normal``).
+        # Non-centred unless the category's items pin its mean well inside the spread between
+        # categories (otherwise the centred form diverges in the funnel at small
+        # sigma_category: measured on few-item categories, on a meaningless 2-way split and
+        # on 2-5 simulated categories); centred where hundreds of items fix the category
+        # mean (see ``_mixed_normal`` and ``bayesirt.models.inputs.category_pin``).
         with numpyro.plate("free_category", n_free_categories):
             nu = _mixed_normal(
                 "category_raw", mu_b[multi][slot], sigma_c[slot], data["category_centred"]

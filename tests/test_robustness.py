@@ -1,0 +1,142 @@
+"""Robustness of the default hier2pl fit to data shapes it was not tuned on.
+
+The slow tests are the smallest members of ``bench/robustness.py`` (the full suite and its
+numbers are in ``bench/results/robustness.md``): the default fit, seed 0, must meet the
+headline thresholds on every parameter. The fast tests check the block diagnosis that
+``fit`` prints when a fit does not converge, and the category-level parameterisation rule.
+"""
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
+from bayesirt.inference.blame import locate_divergences
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "robustness.py"
+
+
+def _suite():
+    spec = importlib.util.spec_from_file_location("robustness_suite", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stats(n_chains=4, n_draws=300):
+    return {"diverging": np.zeros((n_chains, n_draws), bool),
+            "tree_depth": np.full((n_chains, n_draws), 3)}
+
+
+def test_blame_names_the_failing_block_and_its_benchmark():
+    rng = np.random.default_rng(3)
+    post = {
+        "difficulty": rng.normal(size=(4, 300, 3)),
+        "sigma_category": np.abs(rng.normal(size=(4, 300, 1))),
+        "mu_difficulty": rng.normal(size=(4, 300, 2)),
+    }
+    post["difficulty"][:, :, 2] += np.arange(4)[:, None]  # item 2 (benchmark gsm8k) stuck
+    dims = {"difficulty": ("item",), "sigma_category": ("multi_benchmark",),
+            "mu_difficulty": ("benchmark",)}
+    coords = {"item": ["a:1", "b:1", "b:2"], "benchmark": ["bfcl", "gsm8k"],
+              "multi_benchmark": ["bfcl"]}
+    constants = {"item_benchmark": np.array([0, 1, 1]), "model_idx": np.array([0, 1, 1]),
+                 "item_idx": np.array([0, 1, 2])}
+    head = convergence_headline(post, _stats(), 10, dims, coords, constants=constants)
+    assert [b["block"] for b in head["blocks"]] == [
+        "item difficulties/discriminations of benchmark gsm8k"]
+    text, passed = format_headline(head)
+    assert not passed
+    assert "item difficulties/discriminations of benchmark gsm8k" in text
+    assert "worst difficulty[b:2]" in text and "--parameterisation" in text
+    assert len(text.splitlines()) <= 24  # one screen
+
+
+def test_divergences_are_located_at_the_narrow_end_of_a_funnel():
+    rng = np.random.default_rng(4)
+    sigma = np.abs(rng.normal(size=(4, 300, 1)))
+    diverging = np.zeros((4, 300), bool)
+    # Divergences where the category spread is smallest: the neck of the funnel.
+    diverging[sigma[..., 0] < np.quantile(sigma, 0.05)] = True
+    post = {"sigma_category": sigma, "mu_difficulty": rng.normal(size=(4, 300, 1))}
+    dims = {"sigma_category": ("multi_benchmark",), "mu_difficulty": ("benchmark",)}
+    coords = {"multi_benchmark": ["mmlu_pro"], "benchmark": ["mmlu_pro"]}
+    where = locate_divergences(post, diverging, dims, coords)
+    assert where[0]["block"] == "category level of benchmark mmlu_pro"
+    assert where[0]["z"] < -5 and "low end of sigma_category[mmlu_pro]" in where[0]["text"]
+    head = convergence_headline(post, {**_stats(), "diverging": diverging}, 10, dims, coords)
+    text, passed = format_headline(head)
+    assert not passed and "divergent transitions sit" in text
+
+
+@functools.cache
+def _default_fit(member: str, seed: int = 0):
+    """One default fit per member and seed, shared by the tests below (minutes each)."""
+    data = _suite().MEMBERS[member]()
+    res = fit(jax.random.key(seed), data, FitConfig(seed=seed, progress=False))
+    head = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
+                                res.dims, res.coords, constants=res.constant_data)
+    return head, format_headline(head)
+
+
+# Two members where the category level was the failing block before the category rule
+# (535 and 635 divergences at the low end of sigma_category, bench/results/robustness.md).
+FUNNEL_MEMBERS = ["sim-few-models", "real-small-merge-split"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", FUNNEL_MEMBERS)
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_default_fit_has_no_category_funnel(member):
+    """sim-few-models: 5 benchmarks of 7-12 models, 2-5 categories of 2-80 items, from the
+    prior; real-small-merge-split: the small set with bfcl / mmlu_pro categories merged into
+    2 / 3 and cruxeval_o split into two random halves (a category spread of ~0)."""
+    head, (text, _) = _default_fit(member)
+    assert head["rhat_max"] <= 1.01, text
+    assert not any(b["kind"] == "category" for b in head["blocks"]), text
+    located = head["divergence_location"]
+    assert not (located and located[0]["block"].startswith("category level")
+                and abs(located[0]["z"]) >= 4), text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", FUNNEL_MEMBERS)
+@pytest.mark.xfail(reason="the issue's acceptance, not met yet: a few divergences remain at "
+                          "the item-slope level (bench/results/robustness.md)", strict=False)
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_default_fit_meets_every_threshold(member):
+    _, (text, passed) = _default_fit(member)
+    assert passed, text
+
+
+def test_category_means_are_centred_only_where_their_items_pin_them():
+    from bayesirt.models.inputs import (
+        CATEGORY_PIN_RATIO,
+        CENTRE_MIN_BENCHMARK_ITEMS,
+        category_pin,
+        parameterisation_masks,
+    )
+
+    rng = np.random.default_rng(5)
+    n_models = 40
+    # Benchmark 0: two categories of 100 similar items, 3 logits apart (pinned); benchmark 1:
+    # a meaningless split (a funnel if centred: sigma_category can be ~0).
+    shift = np.r_[np.full(100, -1.5), np.full(100, 1.5), np.zeros(200)]
+    p_correct = 1.0 / (1.0 + np.exp(shift + rng.normal(0.0, 0.5, 400)))
+    n_correct = rng.binomial(n_models, p_correct)
+    item_category = np.repeat([0, 1, 2, 3], 100)
+    pin = category_pin(np.full(400, n_models), n_correct, item_category,
+                       np.array([0, 0, 1, 1]), np.arange(4))
+    assert np.all(pin[:2] <= CATEGORY_PIN_RATIO) and np.all(pin[2:] > CATEGORY_PIN_RATIO)
+    common = (np.full(400, 10), np.full(400, 200), np.full(4, 100))
+    masks = parameterisation_masks(*common, category_pin=pin,
+                                   category_benchmark_size=np.full(4, 200))
+    assert masks["category_centred"].tolist() == [1, 1, 0, 0]
+    # Under centred items (large benchmarks) category means stay centred.
+    big = np.full(4, CENTRE_MIN_BENCHMARK_ITEMS)
+    masks = parameterisation_masks(*common, category_pin=pin, category_benchmark_size=big)
+    assert masks["category_centred"].tolist() == [1, 1, 1, 1]
