@@ -42,12 +42,15 @@ def _configure_jax(device: str, chains: int, devices: int = 1) -> None:
     chains : int
         Number of chains: on the CPU each chain gets its own host device so chains run in
         parallel threads instead of in lockstep.
+    devices : int, default 1
+        ``--devices``: shards of the observation axis; on the CPU at least this many host
+        devices are forced (whatever the core count), so a sharded fit runs there too.
     """
     if device == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
-        n = max(1, min(chains, os.cpu_count() or 1))
+        n = max(1, min(chains, os.cpu_count() or 1), devices)
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
@@ -63,7 +66,7 @@ def _fit_config(args: argparse.Namespace) -> dict:
     return {
         "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
         "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
-        "device": args.device, "guess": args.guess,
+        "device": args.device, "devices": args.devices, "guess": args.guess,
         "embedding_components": args.embedding_components,
         "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
         "progress": not args.no_progress, "seed": args.seed,
@@ -80,10 +83,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     # A bad --out is refused before JAX is configured; the fit checks it again, with the
     # expected size, before sampling.
     prepare_output(args.out, what="posterior file")
-    _configure_jax(args.device, args.chains)
+    _configure_jax(args.device, args.chains, args.devices)
     import jax
 
     from bayesirt import pipeline
+    from bayesirt.inference.sharding import initialize_distributed
+
+    initialize_distributed()  # multi-host (--devices over several hosts): README
 
     fitted = pipeline.fit_and_save(jax.random.key(args.seed), args.data, args.out,
                                    echo=_echo, **_fit_config(args))
@@ -333,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="posterior file to write (.nc)")
     add_fit_options(p, draws=1000, warmup=1500)
     p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS tree-depth limit")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="shard the likelihood's observations over N devices of --device's "
+                        "platform (GPUs, or host devices forced on the CPU; with several "
+                        "hosts, all of their devices after jax.distributed.initialize); "
+                        "chains are then vectorised")
     p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
     p.add_argument("--guess", action="store_true",
                    help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")

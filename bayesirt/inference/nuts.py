@@ -23,6 +23,7 @@ from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
 
 from bayesirt import __version__
 from bayesirt.errors import InputError
+from bayesirt.inference import sharding
 from bayesirt.inference.result import FitResult
 from bayesirt.models import build_inputs, contract_posterior, get_model
 from bayesirt.models.inputs import PARAMETERISATIONS
@@ -51,6 +52,10 @@ class FitConfig:
         Dual-averaging target acceptance probability, in (0, 1).
     device : str
         ``auto`` (GPU when JAX sees one), ``cpu`` or ``gpu``.
+    devices : int
+        Shard the likelihood's observation axis over this many devices of that platform
+        (``bayesirt.inference.sharding``): parameters replicated, chains vectorised, model
+        data passed as traced arguments. 1 (the default) runs the unsharded program.
     guess : bool
         Per-benchmark lower asymptote (``hier2pl`` only).
     embedding_components : int
@@ -83,6 +88,7 @@ class FitConfig:
     max_tree_depth: int = 10
     target_accept: float = 0.8
     device: str = "auto"
+    devices: int = 1
     guess: bool = False
     embedding_components: int = 0
     parameterisation: str = "auto"
@@ -102,7 +108,7 @@ class FitConfig:
             Naming the field and the bad value.
         """
         spec = get_model(self.model)
-        for name in ("chains", "draws", "max_tree_depth"):
+        for name in ("chains", "draws", "max_tree_depth", "devices"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -115,6 +121,11 @@ class FitConfig:
         if self.jit_model_args not in ("auto", True, False):
             raise InputError(
                 f"jit_model_args must be auto, True or False, got {self.jit_model_args!r}"
+            )
+        if self.devices > 1 and self.jit_model_args is False:
+            raise InputError(
+                f"devices={self.devices} needs jit_model_args (sharded data cannot be baked "
+                "into the compiled program as constants); got jit_model_args=False"
             )
         if self.embedding_components < 0:
             raise InputError(
@@ -214,17 +225,32 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
     )
     sizes = dict(inputs.sizes)
     jit_args = (
-        sizes["n_obs"] > JIT_ARGS_THRESHOLD
+        sizes["n_obs"] > JIT_ARGS_THRESHOLD or config.devices > 1
         if config.jit_model_args == "auto"
         else bool(config.jit_model_args)
     )
+    sharded = None
+    if config.devices > 1:
+        # One fit over several devices: observations sharded, chains vectorised.
+        devices = sharding.mesh_devices(devices, config.devices)
+        sharded = sharding.shard_inputs(inputs.arrays, inputs.response, sizes, devices)
+        sizes = sharded.sizes
     model = functools.partial(spec.fn, **sizes, guess=config.guess)
-    chain_method = "parallel" if len(devices) >= config.chains > 1 else "vectorized"
+    if sharded is not None:
+        model = sharding.masked_model(model)
+    chain_method = (
+        "parallel" if sharded is None and len(devices) >= config.chains > 1 else "vectorized"
+    )
+    # This process's own first device (with several hosts, devices[0] is process 0's).
+    home = sharding.home_device(devices)
     sample_key, complete_key, init_key = jax.random.split(rng_key, 3)
-    with jax.default_device(devices[0]):
-        arrays = {key: jnp.asarray(val) for key, val in inputs.arrays.items()}
-        # float32 responses: Bernoulli.log_prob multiplies them with float logits.
-        y = jnp.asarray(inputs.response, dtype=jnp.float32)
+    with jax.default_device(home):
+        if sharded is not None:
+            arrays, y = sharded.arrays, sharded.y
+        else:
+            arrays = {key: jnp.asarray(val) for key, val in inputs.arrays.items()}
+            # float32 responses: Bernoulli.log_prob multiplies them with float logits.
+            y = jnp.asarray(inputs.response, dtype=jnp.float32)
         init_params, inverse_mass = None, None
         init_seconds = 0.0
         if config.init == "advi":
@@ -250,7 +276,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         progress_bar=config.progress,
         jit_model_args=jit_args,
     )
-    with jax.default_device(devices[0]):
+    with jax.default_device(home):
         started = time.perf_counter()
         mcmc.run(
             sample_key,
@@ -270,7 +296,9 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         wall = time.perf_counter() - started
         log_lik = None
         if config.log_likelihood:
-            log_lik = _pointwise_log_likelihood(model, mcmc, arrays, y)
+            # Padded observations (sharded fits) are cut off.
+            log_lik = _pointwise_log_likelihood(model, mcmc, arrays, y)[..., : inputs.sizes[
+                "n_obs"]]
     extra = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
 
     seed_words = np.asarray(jax.random.key_data(complete_key)).ravel()
@@ -293,6 +321,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         "python_version": platform.python_version(),
         "device": f"{devices[0].platform}:{devices[0].device_kind}",
         "n_devices": len(devices),
+        "obs_shards": config.devices,
         "chain_method": chain_method,
         "jit_model_args": jit_args,
         "sampling_wall_seconds": round(wall, 3),
