@@ -53,3 +53,36 @@ def numpyro_lenient():
 
     with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
         yield
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def headless_chromium(tmp_path):
+    """Open a local page in real headless Chromium: screenshot it, return the rendered DOM.
+
+    The pages mark how their inline images loaded (``data-images-total``, ``-broken`` ...) on
+    the body from an onload script, so the DOM tells whether every image rendered. Skips when
+    Chromium is not installed (``.ci/run`` installs it).
+    """
+    import shutil
+    import subprocess
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium not installed (.ci/run installs it)")
+    profile = tmp_path / "chromium-profile"
+    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", f"--user-data-dir={profile}"]
+
+    def render(page: Path, window: str = "1400,1000") -> str:
+        shot = tmp_path / f"{page.stem}-shot.png"
+        subprocess.run(base + [f"--window-size={window}", f"--screenshot={shot}",
+                               page.as_uri()], check=True, capture_output=True, timeout=120)
+        assert shot.stat().st_size > 10_000, "the screenshot is (nearly) blank"
+        return subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                              check=True, capture_output=True, text=True, timeout=120).stdout
+
+    yield render
+    shutil.rmtree(profile, ignore_errors=True)

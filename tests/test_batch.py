@@ -14,7 +14,6 @@ import pytest
 
 from bayesirt.errors import InputError
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Short chains: the tests check the machinery, not convergence (the verdicts say NOT
 # converged, which the page must show as such).
 SHORT = "chains = 2\nwarmup = 100\ndraws = 100\ninit_steps = 300\n"
@@ -202,7 +201,7 @@ def test_rerun_skips_finished_fits_without_a_cluster(grid):
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/posterior.nc")} == before
 
 
-def test_compare_page_and_json(grid, tmp_path):
+def test_compare_page_and_json(grid, tmp_path, headless_chromium):
     out = grid["out"]
     page, numbers = tmp_path / "compare.html", tmp_path / "compare.json"
     proc = cli("compare", out, "--out", page, "--json", numbers, timeout=300)
@@ -223,20 +222,9 @@ def test_compare_page_and_json(grid, tmp_path):
     html = page.read_text()
     assert "http://" not in html and "https://" not in html
     assert html.count("data:image/png;base64,") >= 2
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium not installed")
-    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run(base + ["--window-size=1400,1000", f"--screenshot={shot}", page.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    assert shot.stat().st_size > 10_000
-    dom = subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    dom = headless_chromium(page)
     assert 'data-images-broken="0"' in dom
     assert int(dom.split('data-images-total="')[1].split('"')[0]) >= 2
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
 def test_compare_groups_fits_by_data_and_never_mixes_them(grid, tmp_path):

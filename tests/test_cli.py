@@ -2,15 +2,11 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def run(*args, check=True, timeout=600):
@@ -103,7 +99,7 @@ def test_predict_and_acquire_write_csvs(small_fit, tmp_path):
     assert picked.item_id.nunique() >= 10
 
 
-def test_diagnose_real_fit_report_renders_in_chromium(small_fit, tmp_path):
+def test_diagnose_real_fit_report_renders_in_chromium(small_fit, tmp_path, headless_chromium):
     root, post, _ = small_fit
     report, summary = tmp_path / "report.html", tmp_path / "summary.json"
     proc = run("diagnose", post, "--out", report, "--json", summary, "--test-dir", root / "test",
@@ -117,20 +113,9 @@ def test_diagnose_real_fit_report_renders_in_chromium(small_fit, tmp_path):
     for section in ("provenance", "convergence", "ppc", "parameters", "loo", "heldout"):
         assert f'<section id="{section}">' in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium not installed (.ci/run installs it)")
-    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run(base + ["--window-size=1200,1400", f"--screenshot={shot}", report.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    assert shot.stat().st_size > 10_000
-    dom = subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    dom = headless_chromium(report, window="1200,1400")
     assert 'data-images-broken="0"' in dom
     assert int(dom.split('data-images-total="')[1].split('"')[0]) >= 8
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
 def test_broken_fit_fails_strict_and_report_says_why_first(tmp_path):

@@ -1,9 +1,6 @@
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +9,6 @@ from bayesirt.diagnostics import convergence as cv
 from bayesirt.diagnostics import convergence_summary, heldout, run_diagnose
 from bayesirt.posteriors import save, to_datatree
 from bayesirt.posteriors.synthetic import synthetic_fit
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _fit(broken=False, seed=0):
@@ -128,28 +123,17 @@ def test_heldout_join_on_bundled_split(small_dir):
         heldout.join_truth(pred.iloc[1:], paths["ground_truth"])
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium not installed "
-                    "(.ci/run installs it with apt-get install -y chromium)")
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(tmp_path, headless_chromium):
     path = save(_fit(broken=True), tmp_path / "post.nc")
     report = tmp_path / "report.html"
     run_diagnose(path, report, progress=False)
-    base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run(base + ["--window-size=1200,1000", f"--screenshot={shot}",
-                           report.as_uri()], check=True, capture_output=True, timeout=120)
-    assert shot.stat().st_size > 10_000
-    dom = subprocess.run(base + ["--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
+    dom = headless_chromium(report, window="1200,1000")
     assert 'data-images-checked="1"' in dom
     assert 'data-images-broken="0"' in dom
     # Shown at natural size: a figure's N-point labels render at N CSS points.
     assert 'data-images-scaled="0"' in dom
     total = int(dom.split('data-images-total="')[1].split('"')[0])
     assert total >= 5
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
 
 
 def test_constant_parameters_are_never_failures(tmp_path):
