@@ -22,6 +22,7 @@ examples:
   bayesirt info  data/                        summarise a data set (train/ test/ layout)
   bayesirt fit   data/ --out posterior.nc     fit hier2pl by NUTS (4 chains x 1000 draws)
   bayesirt diagnose posterior.nc --out report.html --test-dir data/test
+  bayesirt abilities posterior.nc --out abilities.csv --plot abilities.png
   bayesirt predict  posterior.nc data/test --out predictions.csv
   bayesirt acquire  posterior.nc data/test --budget 500 --out pairs.csv
   bayesirt bundle   posterior.nc --out submission.zip
@@ -126,6 +127,15 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     else:
         print("convergence checks passed")
     return 1 if args.strict and not summary.passed else 0
+
+
+def _cmd_abilities(args: argparse.Namespace) -> int:
+    from bayesirt import pipeline
+
+    pipeline.abilities(args.posterior, args.out, by_benchmark=args.by_benchmark,
+                       fmt=args.format, top_k=args.top_k, interval=args.interval,
+                       json_out=args.json, plot=args.plot, echo=_echo)
+    return 0
 
 
 def _write_csv(path: str, columns: dict) -> None:
@@ -375,6 +385,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bfmi-min", type=float, default=0.3)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_diagnose)
+
+    p = add("abilities", "rank the models: ability scores with intervals (CSV)",
+            "Ability of every model from a posterior: posterior mean, sd and central "
+            "interval, the responses it rests on, its rank (1 = best) with the interval of "
+            "the rank over the draws, and P(in the top k). The general ability by default; "
+            "--by-benchmark gives one row per (model, benchmark), ranked within each "
+            "benchmark, where observed = False marks abilities PREDICTED through the "
+            "general ability (no responses on that benchmark). Prints the top 5.")
+    p.add_argument("posterior", help="posterior NetCDF written by `bayesirt fit`")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument("--by-benchmark", action="store_true",
+                   help="one row per (model, benchmark) instead of one per model")
+    p.add_argument("--format", default="table", choices=("table", "track2"),
+                   help="table: every column; track2: the competition's track2_scores.csv "
+                        "(model_id,ability_score = posterior mean of the general ability)")
+    p.add_argument("--top-k", type=int, default=10, metavar="K",
+                   help="the p_top<K> column: fraction of draws with the model in the top K")
+    p.add_argument("--interval", type=float, default=0.9,
+                   help="mass of the central intervals (ability and rank)")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the rows as JSON records with the posterior's provenance "
+                        "(model, data fingerprint, file)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="also draw the ranked forest of the general ability (PNG)")
+    p.set_defaults(func=_cmd_abilities)
 
     def add_predict_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("posterior", help="posterior NetCDF (or flat artifact)")

@@ -588,3 +588,63 @@ def compare(
     if json_out is not None:
         write_json(json_out, result)
     return result
+
+
+# --- ability scores of a saved posterior (bayesirt.abilities) -------------------------------
+
+
+def abilities(
+    posterior_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    by_benchmark: bool = False,
+    fmt: str = "table",
+    top_k: int = 10,
+    interval: float = 0.9,
+    json_out: str | os.PathLike | None = None,
+    plot: str | os.PathLike | None = None,
+    echo: Any = print,
+) -> Path:
+    """Write a posterior's ability table (or the track-2 scores), checking every output first.
+
+    Parameters
+    ----------
+    posterior_path : path-like
+        Posterior NetCDF written by ``bayesirt fit`` (any registered model).
+    out : path-like
+        CSV to write: the ability table (``fmt="table"``: mean, sd, interval, n_responses,
+        observed, rank and its interval, ``p_top{top_k}``) or the competition's
+        ``model_id,ability_score`` (``fmt="track2"``).
+    by_benchmark : bool, default False
+        One row per (model, benchmark), ranked within each benchmark.
+    fmt : {"table", "track2"}
+    top_k : int, default 10
+    interval : float, default 0.9
+        Mass of the central intervals.
+    json_out : path-like, optional
+        Also write the rows as JSON records with the posterior's provenance.
+    plot : path-like, optional
+        Also write the ranked forest of the general ability (PNG).
+    echo : callable or None, default print
+        Receives the summary (top 5 models with intervals).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    InputError
+        A file that is not a bayesirt posterior, a bad option or an unusable output path
+        (checked before the posterior is read).
+    """
+    from bayesirt.abilities import run_abilities
+    from bayesirt.outputs import prepare_output
+
+    for path, what in ((out, "abilities CSV"), (json_out, "abilities JSON"),
+                       (plot, "abilities plot")):
+        if path is not None:
+            prepare_output(path, what=what)
+    return run_abilities(posterior_path, out, by_benchmark=by_benchmark, fmt=fmt, top_k=top_k,
+                         interval=interval, json_out=json_out, plot=plot, echo=echo)
