@@ -68,6 +68,7 @@ def _fit_config(args: argparse.Namespace) -> dict:
         "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
         "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
         "device": args.device, "devices": args.devices, "guess": args.guess,
+        "contamination": args.contamination,
         "embedding_components": args.embedding_components,
         "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
         "progress": not args.no_progress, "seed": args.seed,
@@ -357,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
     p.add_argument("--guess", action="store_true",
                    help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")
+    p.add_argument("--contamination", action="store_true",
+                   help="hier2pl: let each (model, benchmark) cell's responses be leaked "
+                        "(forced correct) with its own probability, so successes on items "
+                        "far above a model's level stop inflating its ability (for ability "
+                        "scores; predictions of new items use the clean part)")
     p.add_argument("--embedding-components", type=int, default=0, metavar="P",
                    help="hier2pl: regress difficulty on P PCA components of item embeddings")
     p.add_argument("--parameterisation", default="auto",

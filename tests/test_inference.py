@@ -190,3 +190,46 @@ def test_headline_names_the_worst_parameter_by_its_ids():
     assert head["rhat_max_name"] == "ability[org/b, mmlu_pro]"
     # Without coords the indices still say where it is.
     assert convergence_headline({"ability": draws}, stats, 10)["rhat_max_name"] == "ability[1, 2]"
+
+
+def test_contamination_option_only_for_hier2pl():
+    with pytest.raises(ValueError, match="does not take option 'contamination'"):
+        FitConfig(model="2pl", contamination=True).validate()
+
+
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_contamination_finds_the_leaked_cells(rng_key):
+    """Cells with forced successes get a high leak probability, clean cells a low one.
+
+    A leak is told from ability by successes on items far above a model's level, so the
+    items here spread widely (difficulty sd 2, as real benchmarks with unsolved items do).
+    """
+    from bayesirt.data import IRTData
+
+    rng = np.random.default_rng(3)
+    n_models, n_items = 16, 240
+    theta = rng.normal(size=n_models)
+    b = rng.normal(0.0, 2.0, size=n_items)
+    bench = np.repeat([0, 1], n_items // 2)
+    mm, jj = (g.ravel() for g in np.meshgrid(np.arange(n_models), np.arange(n_items),
+                                              indexing="ij"))
+    y = (rng.uniform(size=mm.size) < 1 / (1 + np.exp(-1.5 * (theta[mm] - b[jj])))).astype(
+        np.int8)
+    leaked = np.argsort(theta)[:3]  # weak models: forced successes show most
+    for m in leaked:
+        rows = np.flatnonzero((mm == m) & (bench[jj] == 1))
+        y[rng.choice(rows, size=int(0.3 * rows.size), replace=False)] = 1
+    data = IRTData(
+        model_ids=tuple(f"m{i:02d}" for i in range(n_models)),
+        item_ids=tuple(f"i{j}" for j in range(n_items)), benchmark_ids=("b0", "b1"),
+        category_ids=("b0/x", "b1/x"), model_idx=mm, item_idx=jj, response=y,
+        item_benchmark=bench, item_category=bench, category_benchmark=np.array([0, 1]))
+    res = fit(rng_key, data, FitConfig(contamination=True, chains=2, warmup=250, draws=250,
+                                       progress=False))
+    leak = np.asarray(res.posterior["leak_probability"]).mean((0, 1))  # (model, benchmark)
+    assert leak.shape == (n_models, 2)
+    clean = np.ones((n_models, 2), bool)
+    clean[leaked, 1] = False
+    assert leak[~clean].min() > 2 * np.median(leak[clean])
+    assert leak[~clean].mean() > 0.1                    # 30% forced, of which ~2/3 were 0
+    assert np.median(leak[clean]) < 0.05                 # prior mean 0.05; data say ~0

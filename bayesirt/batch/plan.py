@@ -159,6 +159,8 @@ def _label(config: dict[str, Any]) -> tuple[str, list[str]]:
     parts = []
     if config.get("guess"):
         parts.append("guess")
+    if config.get("contamination"):
+        parts.append("contam")
     if config.get("embedding_components"):
         parts.append(f"emb{config['embedding_components']}")
     if config.get("parameterisation", "auto") != "auto":
@@ -207,7 +209,7 @@ def _full_config(check: Checker, choice: dict[str, Any], sources: dict[str, tupl
     config.update(BATCH_DEFAULTS)
     config.update(choice)
     spec = get_model(config["model"])
-    for option in ("guess", "embedding_components"):
+    for option in ("guess", "contamination", "embedding_components"):
         if config[option] and option not in spec.options:
             raise check.fail(
                 f"model {config['model']!r} does not take {option} ({origin}; it takes: "

@@ -58,6 +58,9 @@ class FitConfig:
         data passed as traced arguments. 1 (the default) runs the unsharded program.
     guess : bool
         Per-benchmark lower asymptote (``hier2pl`` only).
+    contamination : bool
+        Per-(model, benchmark) leak probability: a response may be a forced success
+        (``hier2pl`` only; ``bayesirt.models.irt.leak_floor``).
     embedding_components : int
         PCA components of item embeddings in the difficulty prior (``hier2pl`` only).
     parameterisation : str
@@ -90,6 +93,7 @@ class FitConfig:
     device: str = "auto"
     devices: int = 1
     guess: bool = False
+    contamination: bool = False
     embedding_components: int = 0
     parameterisation: str = "auto"
     jit_model_args: str | bool = "auto"
@@ -147,6 +151,7 @@ class FitConfig:
             raise InputError(f"init_steps must be a positive integer, got {self.init_steps!r}")
         for option, used in (
             ("guess", self.guess),
+            ("contamination", self.contamination),
             ("embedding_components", self.embedding_components),
         ):
             if used and option not in spec.options:
@@ -235,7 +240,10 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         devices = sharding.mesh_devices(devices, config.devices)
         sharded = sharding.shard_inputs(inputs.arrays, inputs.response, sizes, devices)
         sizes = sharded.sizes
-    model = functools.partial(spec.fn, **sizes, guess=config.guess)
+    options = {"guess": config.guess}
+    if config.contamination:
+        options["contamination"] = True
+    model = functools.partial(spec.fn, **sizes, **options)
     if sharded is not None:
         model = sharding.masked_model(model)
     chain_method = (

@@ -47,7 +47,7 @@ MODELS: dict[str, ModelSpec] = {
         hier2pl,
         "hierarchical 2PL: benchmark/category item priors, factor-structured abilities per "
         "benchmark",
-        ("guess", "embedding_components"),
+        ("guess", "embedding_components", "contamination"),
     ),
 }
 
@@ -91,6 +91,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "embedding_coef": ("benchmark", "component"),
     "embedding_coef_scale": (),
     "ability_cell": ("cell",),
+    "leak_probability_cell": ("cell",),
     "mu_difficulty_global": (),
     "sigma_difficulty_global": (),
     "mu_log_discrimination_global": (),
@@ -198,6 +199,13 @@ def contract_posterior(
         if "category_offset_free" in out:
             offset[..., inputs.arrays["free_category"]] = out.pop("category_offset_free")
         out["category_offset"] = offset
+        if "leak_probability_cell" in out:
+            # Per (model, benchmark); 0 where a model has no responses (nothing to inflate).
+            leak = np.zeros((*lead, inputs.sizes["n_models"], k))
+            leak[..., inputs.arrays["cell_model"], inputs.arrays["cell_benchmark"]] = out.pop(
+                "leak_probability_cell"
+            )
+            out["leak_probability"] = leak
     out.setdefault("ability_pop_loc", np.zeros((*lead, k)))
     out.setdefault("ability_pop_scale", np.ones((*lead, k)))
 
@@ -205,6 +213,7 @@ def contract_posterior(
     dims.update(
         {
             "ability": ("model", "benchmark"),
+            "leak_probability": ("model", "benchmark"),
             "category_offset": ("category",),
             "ability_pop_loc": ("benchmark",),
             "ability_pop_scale": ("benchmark",),
