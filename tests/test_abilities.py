@@ -338,3 +338,29 @@ def test_help_teaches_the_command():
     for word in ("--by-benchmark", "--format", "track2", "--top-k", "--json", "--plot",
                  "PREDICTED", "default: 10"):
         assert word in text, word
+
+
+def test_expected_accuracy_is_the_equal_weight_mean_over_benchmarks_of_item_means():
+    from bayesirt.abilities.expected import expected_accuracy
+
+    rng = np.random.default_rng(5)
+    s, m, k = 7, 4, 3
+    item_benchmark = np.array([0, 0, 0, 1, 2, 2])   # 3 / 1 / 2 items
+    ability = rng.normal(size=(s, m, k))
+    b = rng.normal(0, 3, size=(s, 6))               # wide: exercises both sigmoid branches
+    log_a = rng.normal(0, 0.5, size=(s, 6))
+    g = rng.uniform(0, 0.3, size=(s, k))
+    got = expected_accuracy(ability, b, log_a, item_benchmark, g, chunk=3)
+    want = np.zeros((s, m))
+    for si in range(s):
+        for mi in range(m):
+            per = []
+            for ki in range(k):
+                js = np.flatnonzero(item_benchmark == ki)
+                p = g[si, ki] + (1 - g[si, ki]) / (
+                    1 + np.exp(-np.exp(log_a[si, js]) * (ability[si, mi, ki] - b[si, js])))
+                per.append(p.mean())
+            want[si, mi] = np.mean(per)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="do not match"):
+        expected_accuracy(ability, b[:, :5], log_a, item_benchmark)
