@@ -68,7 +68,7 @@ def _fit_config(args: argparse.Namespace) -> dict:
         "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
         "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
         "device": args.device, "devices": args.devices, "guess": args.guess,
-        "contamination": args.contamination,
+        "contamination": args.contamination, "mass_matrix": args.mass_matrix,
         "embedding_components": args.embedding_components,
         "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
         "progress": not args.no_progress, "seed": args.seed,
@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "hosts, all of their devices after jax.distributed.initialize); "
                         "chains are then vectorised")
     p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
+    p.add_argument("--mass-matrix", choices=("diagonal", "block"), default="diagonal",
+                   help="NUTS metric: diagonal, or a dense block over the benchmark- and "
+                        "category-level hyperparameters (diagonal elsewhere); see "
+                        "bench/results/sampler_levers.md")
     p.add_argument("--guess", action="store_true",
                    help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")
     p.add_argument("--contamination", action="store_true",

@@ -65,7 +65,7 @@ def main() -> int:
     from numpyro.infer.util import potential_energy
 
     from bayesirt import data as _data
-    from bayesirt.inference.nuts import advi_init
+    from bayesirt.inference.warmstart import advi_init
     from bayesirt.models import build_inputs, get_model
 
     irt = _data.load(args.data)

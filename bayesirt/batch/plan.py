@@ -161,6 +161,8 @@ def _label(config: dict[str, Any]) -> tuple[str, list[str]]:
         parts.append("guess")
     if config.get("contamination"):
         parts.append("contam")
+    if config.get("mass_matrix", "diagonal") != "diagonal":
+        parts.append(f"mass-{config['mass_matrix']}")
     if config.get("embedding_components"):
         parts.append(f"emb{config['embedding_components']}")
     if config.get("parameterisation", "auto") != "auto":

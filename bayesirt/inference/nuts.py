@@ -25,6 +25,7 @@ from bayesirt import __version__
 from bayesirt.errors import InputError
 from bayesirt.inference import sharding
 from bayesirt.inference.result import FitResult
+from bayesirt.inference.warmstart import advi_init, block_sites, split_inverse_mass
 from bayesirt.models import build_inputs, contract_posterior, get_model
 from bayesirt.models.inputs import PARAMETERISATIONS
 
@@ -76,6 +77,13 @@ class FitConfig:
         ``median``: NumPyro's ``init_to_median`` and a unit mass matrix.
     init_steps : int
         Optimisation steps of the ADVI initialisation.
+    mass_matrix : str
+        ``diagonal`` (the default) or ``block``: one dense block over the benchmark- and
+        category-level hyperparameters (``BLOCK_SITES``), diagonal elsewhere. Their
+        correlations (a benchmark's difficulty mean against its spread, a discrimination
+        mean against its spread) are what a diagonal metric cannot follow; the block is
+        small (a few sites per benchmark), so its cost is nil beside the gradient.
+        Measured in ``bench/results/sampler_levers.md``.
     log_likelihood : bool
         Compute pointwise log-likelihood (for LOO); memory is chains x draws x n_obs floats.
     progress : bool
@@ -99,6 +107,7 @@ class FitConfig:
     jit_model_args: str | bool = "auto"
     init: str = "advi"
     init_steps: int = 1500
+    mass_matrix: str = "diagonal"
     log_likelihood: bool = False
     progress: bool = True
     seed: int | None = None
@@ -144,6 +153,10 @@ class FitConfig:
             raise InputError(
                 f"parameterisation={self.parameterisation!r} applies to hier2pl only "
                 f"(model {self.model!r} has no hierarchical item parameters)"
+            )
+        if self.mass_matrix not in ("diagonal", "block"):
+            raise InputError(
+                f"mass_matrix must be diagonal or block, got {self.mass_matrix!r}"
             )
         if self.init not in ("advi", "median"):
             raise InputError(f"init must be advi or median, got {self.init!r}")
@@ -268,12 +281,21 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
                 progress=config.progress,
             )
             init_seconds = time.perf_counter() - started
+    dense_mass: list[tuple[str, ...]] | bool = False
+    if config.mass_matrix == "block":
+        block = block_sites(model, arrays, y, init_key)
+        if block:
+            dense_mass = [block]
+            if inverse_mass is not None:
+                inverse_mass = split_inverse_mass(inverse_mass, init_params, block,
+                                                  config.chains)
     kernel = NUTS(
         model,
         target_accept_prob=config.target_accept,
         max_tree_depth=config.max_tree_depth,
         init_strategy=init_to_median(num_samples=15),
         inverse_mass_matrix=inverse_mass,
+        dense_mass=dense_mass,
     )
     mcmc = MCMC(
         kernel,
@@ -354,58 +376,6 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         constant_data=inputs.constants,
         constant_dims=inputs.constant_dims,
     )
-
-
-def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: bool = False):
-    """Find starting points and a diagonal inverse mass matrix by mean-field ADVI.
-
-    Parameters
-    ----------
-    rng_key : jax.Array
-    model : callable
-        The model with its static sizes bound.
-    arrays : dict of str to Array
-        Model data.
-    y : Array
-        Responses.
-    chains : int
-        Number of chains; each starts from its own draw of the ADVI approximation (scaled by
-        0.5 towards its mean), so chains start dispersed as R-hat needs.
-    steps : int
-        Adam steps.
-    progress : bool
-        Show SVI's progress bar.
-
-    Returns
-    -------
-    init_params : dict of str to Array
-        Unconstrained starting values, each with a leading chain axis.
-    inverse_mass : Array, shape (n_unconstrained,)
-        Diagonal inverse mass matrix, in ``jax.tree_util`` order of the sites (sorted names).
-    """
-    from numpyro.infer import SVI, Trace_ELBO
-    from numpyro.infer.autoguide import AutoNormal
-    from numpyro.optim import Adam
-
-    guide = AutoNormal(model, init_loc_fn=init_to_median(num_samples=15), init_scale=0.1)
-    svi = SVI(model, guide, Adam(0.02), Trace_ELBO())
-    fit_key, jitter_key = jax.random.split(rng_key)
-    result = svi.run(fit_key, steps, arrays, y=y, progress_bar=progress, stable_update=True)
-    params = result.params
-    locs, scales = {}, {}
-    for name in sorted(guide._init_locs):
-        locs[name] = params[f"{name}_{guide.prefix}_loc"]
-        scales[name] = params[f"{name}_{guide.prefix}_scale"]
-    keys = jax.random.split(jitter_key, len(locs))
-    init_params = {
-        name: locs[name][None]
-        + 0.5 * scales[name][None] * jax.random.normal(k, (chains, *locs[name].shape))
-        for k, name in zip(keys, sorted(locs), strict=True)
-    }
-    inverse_mass = jnp.concatenate([jnp.ravel(scales[name]) ** 2 for name in sorted(scales)])
-    if chains == 1:  # MCMC takes a single chain's init without the chain axis
-        init_params = {name: value[0] for name, value in init_params.items()}
-    return init_params, inverse_mass
 
 
 def _pointwise_log_likelihood(model, mcmc, arrays, y, chunk: int = 100) -> np.ndarray:
