@@ -452,8 +452,8 @@ def demo(
     Returns
     -------
     dict
-        ``posterior``, ``report``, ``bundle`` paths, the diagnostic ``summary`` and the
-        ``evaluation`` report.
+        ``posterior``, ``report``, ``abilities``, ``bundle`` paths, the diagnostic
+        ``summary`` and the ``evaluation`` report.
     """
     from bayesirt.diagnostics import run_diagnose
     from bayesirt.outputs import prepare_output_folder
@@ -483,6 +483,10 @@ def demo(
     for line in summary.failures:
         echo(f"  - {line}")
 
+    step("abilities: ranked general ability with intervals")
+    ability_csv = abilities(posterior, out / "abilities.csv", plot=out / "abilities.png",
+                            echo=echo)
+
     step("bundle: competition submission")
     zip_path = out / "submission.zip"
     echo(str(build_bundle(posterior, zip_path, predict_options={"neighbours": True})))
@@ -493,7 +497,7 @@ def demo(
     echo(evaluation.table())
     step(f"done: open {report} in a browser")
     return {"posterior": posterior, "report": report, "bundle": zip_path, "summary": summary,
-            "evaluation": evaluation}
+            "abilities": ability_csv, "evaluation": evaluation}
 
 
 # --- batch fitting and comparison (bayesirt.batch) ------------------------------------------
