@@ -253,10 +253,9 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         devices = sharding.mesh_devices(devices, config.devices)
         sharded = sharding.shard_inputs(inputs.arrays, inputs.response, sizes, devices)
         sizes = sharded.sizes
-    options = {"guess": config.guess}
-    if config.contamination:
-        options["contamination"] = True
-    model = functools.partial(spec.fn, **sizes, **options)
+    # Every model takes (or ignores, through **_unused) the option keywords.
+    model = functools.partial(spec.fn, **sizes, guess=config.guess,
+                              contamination=config.contamination)
     if sharded is not None:
         model = sharding.masked_model(model)
     chain_method = (
