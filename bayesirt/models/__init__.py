@@ -3,9 +3,11 @@
 Every model writes, after :func:`contract_posterior`, the variables the predictive engine reads
 (``ability`` (model, benchmark), ``difficulty`` and ``log_discrimination`` (item),
 ``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
-``sigma_log_discrimination``, ``ability_pop_loc``, ``ability_pop_scale`` (benchmark), and,
-where the model has them, ``category_offset`` (category), ``embedding_coef`` (benchmark,
-component) and ``guess`` (benchmark)). Raw sampler sites are kept under their own names.
+``sigma_log_discrimination``, ``ability_pop_loc``, ``ability_pop_scale`` (benchmark), the
+general ability ``theta`` (model), and, where the model has them, ``rho`` (benchmark),
+``category_offset`` (category), ``embedding_coef`` (benchmark, component), ``guess``
+(benchmark) and the population of benchmarks ``benchmark_pop_*`` (scalars)). Raw sampler
+sites are kept under their own names.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from bayesirt.errors import InputError
 from bayesirt.models.inputs import ModelInputs, build_inputs
-from bayesirt.models.irt import hier2pl, rasch, twopl
+from bayesirt.models.irt import POPULATION_PRIORS, hier2pl, rasch, twopl
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "sigma_difficulty": ("benchmark",),
     "mu_log_discrimination": ("benchmark",),
     "sigma_log_discrimination": ("benchmark",),
+    "sigma_log_discrimination_z": ("benchmark",),
     "rho": ("benchmark",),
     "guess": ("benchmark",),
     "sigma_category": ("multi_benchmark",),
@@ -96,6 +99,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "sigma_difficulty_global": (),
     "mu_log_discrimination_global": (),
     "sigma_log_discrimination_global": (),
+    **{f"benchmark_pop_{key}": () for key in POPULATION_PRIORS},
 }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from bayesirt.data import IRTData
 from bayesirt.errors import InputError
+from bayesirt.models.irt import POPULATION_PRIORS
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -93,11 +94,18 @@ def simulate(
 
     # Benchmark-level hyperparameters.
     if from_prior:
-        mu_b = rng.normal(0.0, 3.0, n_bench)
-        sigma_b = np.abs(rng.normal(0.0, 2.5, n_bench))
-        mu_a = rng.normal(0.0, 1.0, n_bench)
-        sigma_a = rng.gamma(2.0, 1.0 / 4.0, n_bench)
-        rho = rng.beta(2.0, 2.0, n_bench)
+        # hier2pl's prior: the population of benchmarks first, then each benchmark from it.
+        pop = {key: (rng.normal(loc, scale) if family == "normal" else abs(rng.normal(0.0, scale)))
+               for key, (family, loc, scale) in POPULATION_PRIORS.items()}
+
+        def across(name: str) -> np.ndarray:
+            return rng.normal(pop[f"{name}_loc"], pop[f"{name}_scale"], n_bench)
+
+        mu_b = across("difficulty")
+        sigma_b = np.exp(across("log_sigma_difficulty"))
+        mu_a = across("log_discrimination")
+        sigma_a = np.exp(across("log_sigma_log_discrimination"))
+        rho = 1.0 / (1.0 + np.exp(-across("logit_loading")))
         sigma_c = np.abs(rng.normal(0.0, 1.0, n_bench))
     else:
         mu_b = rng.normal(0.0, 0.7, n_bench)

@@ -40,7 +40,20 @@ FLAT_VARIABLES = (
     "category_offset",
     "embedding_coef",
     "guess",
+    "general_ability",
+    "loading",
+    # The population of benchmarks (``bayesirt.models.irt.POPULATION_PRIORS``; listed here
+    # so that reading a posterior does not import JAX).
+    *(f"benchmark_pop_{key}" for key in (
+        "difficulty_loc", "difficulty_scale",
+        "log_sigma_difficulty_loc", "log_sigma_difficulty_scale",
+        "log_discrimination_loc", "log_discrimination_scale",
+        "log_sigma_log_discrimination_loc", "log_sigma_log_discrimination_scale",
+        "logit_loading_loc", "logit_loading_scale",
+    )),
 )
+#: Contract name -> the posterior variable it is read from, where the two differ.
+_POSTERIOR_NAME = {"general_ability": "theta", "loading": "rho"}
 #: ``constant_data`` variables the runtime reads (index maps, embedding projection).
 FLAT_CONSTANTS = (
     "item_benchmark",
@@ -146,7 +159,7 @@ def _flat_arrays(tree: xr.DataTree, max_draws: int | None,
     post = tree["posterior"].to_dataset()
     const = (tree["constant_data"].to_dataset() if "constant_data" in tree.children
              else xr.Dataset())
-    names = [n for n in FLAT_VARIABLES if n in post.data_vars]
+    names = [n for n in FLAT_VARIABLES if _POSTERIOR_NAME.get(n, n) in post.data_vars]
     if "ability" not in names or "difficulty" not in names:
         raise InputError(
             f"posterior lacks the contract variables ability/difficulty (has {list(post)})"
@@ -156,7 +169,7 @@ def _flat_arrays(tree: xr.DataTree, max_draws: int | None,
     sizes: dict[str, int] = {"sample": len(keep)}
     arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     for name in names:
-        da = post[name].transpose("chain", "draw", ...)
+        da = post[_POSTERIOR_NAME.get(name, name)].transpose("chain", "draw", ...)
         values = np.asarray(da.values).reshape((n_chain * n_draw, *da.shape[2:]))[keep]
         dims = ("sample", *da.dims[2:])
         for dim, size in zip(dims[1:], values.shape[1:], strict=True):
