@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["CONST_VARS", "DRAW_VARS", "PosteriorDraws"]
+__all__ = ["CONST_VARS", "DRAW_VARS", "POPULATION_VARS", "PosteriorDraws"]
 
 #: Draw variable -> its trailing dims (after the leading draw axis), as in the contract.
 DRAW_VARS: dict[str, tuple[str, ...]] = {
@@ -33,7 +33,18 @@ DRAW_VARS: dict[str, tuple[str, ...]] = {
     "category_offset": ("category",),
     "embedding_coef": ("benchmark", "component"),
     "guess": ("benchmark",),
+    "general_ability": ("model",),
+    "loading": ("benchmark",),
+    **{f"benchmark_pop_{key}": () for key in (
+        "difficulty_loc", "difficulty_scale",
+        "log_sigma_difficulty_loc", "log_sigma_difficulty_scale",
+        "log_discrimination_loc", "log_discrimination_scale",
+        "log_sigma_log_discrimination_loc", "log_sigma_log_discrimination_scale",
+        "logit_loading_loc", "logit_loading_scale",
+    )},
 }
+#: The population-of-benchmarks hyperparameters (scalars per draw), in DRAW_VARS order.
+POPULATION_VARS = tuple(n for n in DRAW_VARS if n.startswith("benchmark_pop_"))
 #: Draw variables every posterior must have.
 _REQUIRED_DRAW_VARS = (
     "ability",
@@ -88,6 +99,18 @@ class PosteriorDraws:
         Projection ``z = ((e - mean) @ components.T) / scale`` of an item embedding ``e``.
     guess : ndarray, shape (S, n_benchmarks), optional
         Lower asymptote per benchmark (absent = 0).
+    general_ability : ndarray, shape (S, n_models), optional
+        Each model's general ability; with ``loading`` it gives a model's ability prior on a
+        benchmark the posterior does not know (:mod:`.newbench`).
+    loading : ndarray, shape (S, n_benchmarks), optional
+        How much each benchmark's (standardised) ability follows the general one, in (0, 1];
+        absent with ``general_ability`` present means 1 (one ability everywhere).
+    benchmark_pop_* : ndarray, shape (S,), optional
+        The population of benchmarks (:data:`POPULATION_VARS`): location and scale, across
+        benchmarks, of the difficulty mean, the log difficulty spread, the
+        log-discrimination mean, the log log-discrimination spread and the logit loading.
+        Absent (older posteriors, one-benchmark models): a new benchmark's prior is
+        moment-matched to the known benchmarks per draw.
     attrs : dict
         Provenance (``model_name``, ``config``, ``fingerprint``, ...); not used in the maths.
     """
@@ -114,6 +137,18 @@ class PosteriorDraws:
     embedding_pca_components: np.ndarray | None = None
     embedding_pca_scale: np.ndarray | None = None
     guess: np.ndarray | None = None
+    general_ability: np.ndarray | None = None
+    loading: np.ndarray | None = None
+    benchmark_pop_difficulty_loc: np.ndarray | None = None
+    benchmark_pop_difficulty_scale: np.ndarray | None = None
+    benchmark_pop_log_sigma_difficulty_loc: np.ndarray | None = None
+    benchmark_pop_log_sigma_difficulty_scale: np.ndarray | None = None
+    benchmark_pop_log_discrimination_loc: np.ndarray | None = None
+    benchmark_pop_log_discrimination_scale: np.ndarray | None = None
+    benchmark_pop_log_sigma_log_discrimination_loc: np.ndarray | None = None
+    benchmark_pop_log_sigma_log_discrimination_scale: np.ndarray | None = None
+    benchmark_pop_logit_loading_loc: np.ndarray | None = None
+    benchmark_pop_logit_loading_scale: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- construction ------------------------------------------------------------------------
@@ -197,11 +232,19 @@ class PosteriorDraws:
             if list(value.shape) != expect:
                 raise InputError(f"{name} has shape {value.shape}, expected {tuple(expect)}")
             out[name] = value
-        for name in ("sigma_difficulty", "sigma_log_discrimination", "ability_pop_scale"):
-            if np.any(out[name] < 0):
+        scales = ("sigma_difficulty", "sigma_log_discrimination", "ability_pop_scale",
+                  *(n for n in POPULATION_VARS if n.endswith("_scale")))
+        for name in scales:
+            if out[name] is not None and np.any(out[name] < 0):
                 raise InputError(f"{name} has negative values (a scale must be >= 0)")
         if out["guess"] is not None and np.any((out["guess"] < 0) | (out["guess"] >= 1)):
             raise InputError("guess must lie in [0, 1)")
+        if out["loading"] is not None and np.any((out["loading"] <= 0) | (out["loading"] > 1)):
+            raise InputError("loading must lie in (0, 1]")
+        present = [n for n in POPULATION_VARS if out[n] is not None]
+        if present and len(present) != len(POPULATION_VARS):
+            missing = sorted(set(POPULATION_VARS) - set(present))
+            raise InputError(f"the population of benchmarks is incomplete: missing {missing}")
         item_benchmark = _as_index(arrays["item_benchmark"], "item_benchmark", n_bench)
         if item_benchmark.shape[0] < n_items:
             raise InputError(
@@ -247,15 +290,7 @@ class PosteriorDraws:
         else:
             emb = [None, None, None]
         return cls(
-            ability=out["ability"],
-            difficulty=out["difficulty"],
-            log_discrimination=out["log_discrimination"],
-            mu_difficulty=out["mu_difficulty"],
-            sigma_difficulty=out["sigma_difficulty"],
-            mu_log_discrimination=out["mu_log_discrimination"],
-            sigma_log_discrimination=out["sigma_log_discrimination"],
-            ability_pop_loc=out["ability_pop_loc"],
-            ability_pop_scale=out["ability_pop_scale"],
+            **{name: out[name] for name in DRAW_VARS},
             item_benchmark=out["item_benchmark"],
             model_ids=model_ids,
             item_ids=item_ids,
@@ -263,12 +298,9 @@ class PosteriorDraws:
             category_ids=category_ids,
             item_category=out["item_category"],
             category_benchmark=out["category_benchmark"],
-            category_offset=out["category_offset"],
-            embedding_coef=out["embedding_coef"],
             embedding_pca_mean=emb[0],
             embedding_pca_components=emb[1],
             embedding_pca_scale=emb[2],
-            guess=out["guess"],
             attrs=dict(attrs or {}),
         )
 
@@ -278,6 +310,23 @@ class PosteriorDraws:
     def n_draws(self) -> int:
         """Number of draws ``S``."""
         return int(self.ability.shape[0])
+
+    @property
+    def has_population(self) -> bool:
+        """Whether the posterior holds the population of benchmarks (hyperparameters)."""
+        return self.benchmark_pop_difficulty_loc is not None
+
+    def population(self) -> dict[str, np.ndarray]:
+        """Return the population hyperparameters by short name (``difficulty_loc``, ...).
+
+        Returns
+        -------
+        dict of str to ndarray
+            Empty when the posterior has none (:attr:`has_population`).
+        """
+        if not self.has_population:
+            return {}
+        return {n[len("benchmark_pop_"):]: getattr(self, n) for n in POPULATION_VARS}
 
     @property
     def has_embedding(self) -> bool:

@@ -44,6 +44,7 @@ from .draws import PosteriorDraws, _even_index
 from .items import ItemInfo
 from .labels import LabelRows, _parse_labels
 from .neighbours import NeighbourPrior
+from .newbench import new_benchmark_states
 from .prior import ItemPrior
 from .unknown import UnknownAbilities
 from .weights import ReweightingWarning, _ess, _loglik, _normalise_log, _prune, _temper, _wsum
@@ -137,32 +138,25 @@ n_neighbours
             self.new_pos[item] = len(self.new_ids)
             self.new_ids.append(item)
 
-        # Benchmarks: the posterior's, plus one pooled column for unknown benchmarks.
+        # Benchmarks: the posterior's, then one column per benchmark it does not know.
         self.bench_index = {b: n for n, b in enumerate(draws.benchmark_ids)}
         K = len(draws.benchmark_ids)
-        self.pooled = K
-        new_bench = [self.bench_index.get(new_items[i].benchmark_id, K) for i in self.new_ids]
-        self.new_bench = np.asarray(new_bench, dtype=np.int64)
+        self.new_bench_ids: list[str] = []
+        for i in self.new_ids:
+            b = new_items[i].benchmark_id
+            if b not in self.bench_index:
+                self.bench_index[b] = K + len(self.new_bench_ids)
+                self.new_bench_ids.append(b)
+        self.new_bench = np.asarray([self.bench_index[new_items[i].benchmark_id]
+                                     for i in self.new_ids], dtype=np.int64)
 
-        # Models: the posterior's, plus unknown ones (abilities sampled per draw below).
+        # Models: the posterior's, plus unknown ones (abilities sampled per draw below), in
+        # sorted order so that a model's random stream does not depend on the call's order.
         self.model_index = {m: n for n, m in enumerate(draws.model_ids)}
-        self.extra_models: list[str] = []
-        for m in np.concatenate([pair_models, self.lab_m]).tolist():
-            if m not in self.model_index:
-                self.model_index[m] = len(draws.model_ids) + len(self.extra_models)
-                self.extra_models.append(m)
-
-        # New items' priors and the quadrature nodes; optionally the neighbour refinements.
-        self.prior = ItemPrior(draws, self.new_ids, self.new_bench, new_items, q_b, q_l)
-        self.neighbour_fit: dict[str, tuple[float, float]] = {}
-        self.neighbour_ability_fit: dict[str, float] = {}
-        self.model_offset: dict[int, np.ndarray] = {}
-        if neighbours is not None and self.new_ids:
-            nb = NeighbourPrior(draws, self.new_ids, self.new_bench, new_items, self.item_index,
-                                self.model_index)
-            nb.fit(self.prior, neighbours, int(n_neighbours))
-            self.neighbour_fit, self.neighbour_ability_fit = nb.difficulty_fit, nb.ability_fit
-            self.model_offset = nb.model_offset
+        self.extra_models: list[str] = sorted(
+            set(np.concatenate([pair_models, self.lab_m]).tolist()) - set(self.model_index))
+        for n, m in enumerate(self.extra_models):
+            self.model_index[m] = len(draws.model_ids) + n
 
         # Label arrays as indices; "known" = known item (its params are in the draws).
         lab_known = np.asarray([i in self.item_index for i in self.lab_i.tolist()], bool)
@@ -175,10 +169,31 @@ n_neighbours
                 np.int64),
             sign=(2 * self.lab_y.astype(np.float64) - 1.0),
         )
+
+        # Benchmarks the posterior does not know: drawn from the population of benchmarks
+        # and conditioned jointly on their labels (:mod:`.newbench`).
+        self.new_bench_states = new_benchmark_states(
+            draws, self.new_bench_ids, self.new_ids, self.new_bench, self.lab,
+            list(draws.model_ids) + self.extra_models)
+
+        # New items' priors and the quadrature nodes; optionally the neighbour refinements.
+        self.prior = ItemPrior(draws, self.new_ids, self.new_bench, new_items, q_b, q_l,
+                               self.new_bench_states)
+        self.neighbour_fit: dict[str, tuple[float, float]] = {}
+        self.neighbour_ability_fit: dict[str, float] = {}
+        self.model_offset: dict[int, np.ndarray] = {}
+        if neighbours is not None and self.new_ids:
+            nb = NeighbourPrior(draws, self.new_ids, self.new_bench, new_items, self.item_index,
+                                self.model_index)
+            nb.fit(self.prior, neighbours, int(n_neighbours))
+            self.neighbour_fit, self.neighbour_ability_fit = nb.difficulty_fit, nb.ability_fit
+            self.model_offset = nb.model_offset
+
         self._warn_unknown_models(pair_models, n_labels=len(lab_m))
 
         self.logw_draw = np.zeros(self.S)
-        self.A = UnknownAbilities(draws, self.prior, len(self.extra_models), self.lab).build()
+        self.A = UnknownAbilities(draws, self.prior, len(self.extra_models), self.lab,
+                                  self.new_bench_states).build()
         self._reweight_known()
         self.w_draw = _normalise_log(self.logw_draw)
         self.A32 = self.A.astype(np.float32)
@@ -288,7 +303,9 @@ n_neighbours
                               np.exp(self.d.log_discrimination[s, j])[:, None], w / w.sum(), g)
         j = self.new_pos[item]
         k = int(self.new_bench[j])
-        sub = self.sub
+        K = len(self.d.benchmark_ids)
+        # An unknown benchmark's values exist only in the draws its chains ran on.
+        sub = self.sub if k < K else self.new_bench_states[k - K].sub
         logw_draw = np.log(np.maximum(self.w_draw[sub], 1e-300))
         rows = self.new_lab_groups.get(j)
         if rows is None:
@@ -299,14 +316,20 @@ n_neighbours
             if j in self.model_offset:
                 a_lab = a_lab + self.model_offset[j][self.lab.mi[rows]][None, :]
             sign = self.lab.sign[rows]
-            zb, zl = self._adapted_grid(j, a_lab, sign)
+            zb, zl = self._adapted_grid(j, sub, a_lab, sign)
             logw, lz = self._posterior_logw(j, sub, zb, zl, a_lab, sign, logw_draw)
-            # Exact Bayes re-weights the draws by the item's marginal likelihood lz; if that
-            # collapses, keep the draw weights and condition within each draw only.
-            target = min(self.min_ess, 0.25 * sub.size)
-            if sub.size > 1 and _ess(logw_draw + lz) < target:
+            if k >= K:
+                # The benchmark's chains already conditioned each draw on these labels: the
+                # item is conditioned within each draw only (re-weighting the draws by the
+                # item's evidence again would count its labels twice).
                 logw = logw - lz[:, None]
-                self.warned_items.append(item)
+            else:
+                # Exact Bayes re-weights the draws by the item's marginal likelihood lz; if
+                # that collapses, keep the draw weights and condition within each draw only.
+                target = min(self.min_ess, 0.25 * sub.size)
+                if sub.size > 1 and _ess(logw_draw + lz) < target:
+                    logw = logw - lz[:, None]
+                    self.warned_items.append(item)
         w = _normalise_log(logw)
         # Drop nodes whose total weight is negligible (dropped mass <= _PRUNE_MASS).
         keep = _prune(w.sum(axis=0))
@@ -331,7 +354,7 @@ n_neighbours
         lz = np.logaddexp.reduce(lp + ll, axis=1)
         return logw_draw[:, None] + lp + ll, lz
 
-    def _adapted_grid(self, j: int, a_lab: np.ndarray, sign: np.ndarray
+    def _adapted_grid(self, j: int, sub_all: np.ndarray, a_lab: np.ndarray, sign: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Grid centred and scaled on the labelled item's posterior (pooled over draws).
 
@@ -341,8 +364,8 @@ n_neighbours
         (log-discrimination) posterior sd around the mean, inflated by 1.25 to cover the
         spread between draws that the 8 draws may miss.
         """
-        few = _even_index(self.sub.size, min(8, self.sub.size))
-        sub = self.sub[few]
+        few = _even_index(sub_all.size, min(8, sub_all.size))
+        sub = sub_all[few]
         a_few = a_lab[few]
         zero = np.zeros(sub.size)
         m_b, s_b, m_l, s_l = 0.0, 8.0 / 6.0, 0.0, 1.0

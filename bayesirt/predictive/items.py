@@ -24,7 +24,7 @@ class ItemInfo:
     Attributes
     ----------
     benchmark_id : str
-        Its benchmark (an unknown benchmark gets the pooled prior).
+        Its benchmark (an unknown benchmark is drawn from the population of benchmarks).
     category_id : str or None
         Its category as ``"benchmark/category"`` (None or unknown: no category offset).
     embedding : ndarray, shape (embedding_dim,), optional

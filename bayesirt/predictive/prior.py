@@ -9,9 +9,10 @@ of :mod:`.neighbours`). P(correct) is integrated over it with a tensor trapezoid
 standardised coordinates: ``quad_nodes`` = 49 x 13 nodes over +-6 x +-4 sd, <= 1e-4 from brute
 force (tested). Rasch posteriors (no discrimination spread) use one log-discrimination node.
 
-An item of a benchmark unknown to the posterior uses the pooled prior across benchmarks (the
-moment-matched equal-weight mixture of the benchmark priors, per draw): column ``K`` of every
-benchmark-level array here.
+An item of a benchmark unknown to the posterior uses that benchmark's level parameters drawn
+from the population of benchmarks and conditioned on its labels (:mod:`.newbench`), in the
+draws its chains ran on: columns ``K, K + 1, ...`` of every benchmark-level array here (one
+per unknown benchmark; other draws of those columns are NaN and never used).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 from ..errors import InputError
 from .draws import PosteriorDraws
 from .items import ItemInfo
+from .newbench import NewBenchmarkState
 
 
 class ItemPrior:
-    """Benchmark-level priors (with a pooled column), new items' prior means, the nodes.
+    """Benchmark-level priors (one column per unknown benchmark), new items' means, the nodes.
 
     Parameters
     ----------
@@ -35,18 +37,21 @@ class ItemPrior:
     new_ids : list of str
         The new items of this call, in engine order (index ``j``).
     new_bench : ndarray of int64, shape (n_new,)
-        Benchmark index of each new item; ``K`` (= ``pooled``) for an unknown benchmark.
+        Benchmark index of each new item; ``K + c`` for the c-th unknown benchmark.
     new_items : mapping of str to ItemInfo
         Their descriptions (category, embedding).
     q_b, q_l : int
         Trapezoid nodes for the standardised difficulty and log-discrimination.
+    new_bench_states : list of NewBenchmarkState
+        The unknown benchmarks' level parameters, in column order.
 
     Attributes
     ----------
-    mu_b, sd_b, mu_l, sd_l, pop_loc, pop_sd : ndarray, shape (S, K + 1)
-        Difficulty, log-discrimination and ability population priors; column ``K`` pooled.
-    guess : ndarray, shape (S, K + 1), or None
-        Lower asymptote per benchmark (pooled column: the mean).
+    mu_b, sd_b, mu_l, sd_l, pop_loc, pop_sd : ndarray, shape (S, K + C)
+        Difficulty, log-discrimination and ability population priors; columns ``K`` on for
+        the ``C`` unknown benchmarks.
+    guess : ndarray, shape (S, K + C), or None
+        Lower asymptote per benchmark (unknown benchmarks: the mean floor).
     new_mean : ndarray, shape (S, n_new)
         Prior mean of each new item's difficulty, per draw.
     new_sd_scale : ndarray, shape (n_new,)
@@ -60,31 +65,43 @@ class ItemPrior:
     """
 
     def __init__(self, draws: PosteriorDraws, new_ids: list[str], new_bench: np.ndarray,
-                 new_items: Mapping[str, ItemInfo], q_b: int, q_l: int) -> None:
+                 new_items: Mapping[str, ItemInfo], q_b: int, q_l: int,
+                 new_bench_states: list[NewBenchmarkState] | None = None) -> None:
         self.d = draws
         self.S = draws.n_draws
         self.new_ids = new_ids
         self.new_bench = new_bench
-        self.pooled = len(draws.benchmark_ids)
-        self._build_bench_params()
+        self.n_known_bench = len(draws.benchmark_ids)
+        self._build_bench_params(new_bench_states or [])
         self.new_mean = self._new_item_means(new_items)
         self.new_sd_scale = np.ones(len(new_ids))
         self._nodes(q_b, q_l)
 
-    def _build_bench_params(self) -> None:
-        """Benchmark-level arrays (S, K + 1), the pooled prior appended as column K."""
+    def _build_bench_params(self, states: list[NewBenchmarkState]) -> None:
+        """Benchmark-level arrays (S, K + C), the unknown benchmarks' columns appended."""
         d = self.d
+        C = len(states)
 
-        def pooled(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            # Moment-matched equal-weight mixture of the benchmark priors, per draw.
-            m = mu.mean(axis=1)
-            v = (sd**2).mean(axis=1) + mu.var(axis=1)
-            return np.column_stack([mu, m]), np.column_stack([sd, np.sqrt(v)])
+        def widen(known: np.ndarray, fill: str | None) -> np.ndarray:
+            out = np.full((self.S, known.shape[1] + C), np.nan)
+            out[:, : known.shape[1]] = known
+            for c, st in enumerate(states):
+                col = known.shape[1] + c
+                if fill is not None:
+                    out[st.sub, col] = getattr(st, fill)
+            return out
 
-        self.mu_b, self.sd_b = pooled(d.mu_difficulty, d.sigma_difficulty)
-        self.mu_l, self.sd_l = pooled(d.mu_log_discrimination, d.sigma_log_discrimination)
-        self.pop_loc, self.pop_sd = pooled(d.ability_pop_loc, d.ability_pop_scale)
-        self.guess = None if d.guess is None else np.column_stack([d.guess, d.guess.mean(1)])
+        self.mu_b = widen(d.mu_difficulty, "mu_b")
+        self.sd_b = widen(d.sigma_difficulty, "sd_b")
+        self.mu_l = widen(d.mu_log_discrimination, "mu_l")
+        self.sd_l = widen(d.sigma_log_discrimination, "sd_l")
+        # Abilities on an unknown benchmark are standardised like every benchmark's.
+        self.pop_loc = widen(d.ability_pop_loc, None)
+        self.pop_loc[:, self.n_known_bench:] = 0.0
+        self.pop_sd = widen(d.ability_pop_scale, None)
+        self.pop_sd[:, self.n_known_bench:] = 1.0
+        self.guess = None if d.guess is None else np.column_stack(
+            [d.guess] + [d.guess.mean(axis=1)] * C)
 
     def _new_item_means(self, new_items: Mapping[str, ItemInfo]) -> np.ndarray:
         """Prior mean of each new item's difficulty, per draw: (S, n_new)."""
@@ -106,7 +123,7 @@ class ItemPrior:
             rows = []
             for n, i in enumerate(self.new_ids):
                 e = new_items[i].embedding
-                if e is None or self.new_bench[n] == self.pooled:
+                if e is None or self.new_bench[n] >= self.n_known_bench:
                     continue
                 e = np.asarray(e, dtype=np.float64).reshape(-1)
                 if e.shape[0] != dim:
@@ -134,7 +151,7 @@ class ItemPrior:
         converges geometrically in the strip width over the spacing, whereas Gauss-Hermite
         with 20 nodes still errs by ~1e-3 when ``exp(ld) * sigma_difficulty`` is ~3.
         """
-        self.rasch = bool(np.all(self.sd_l == 0))
+        self.rasch = bool(np.all(self.d.sigma_log_discrimination == 0))
         if self.rasch:
             q_l = 1  # Rasch / fixed discrimination: no second dimension to integrate
         self.u_b = np.linspace(-6.0, 6.0, q_b) if q_b > 1 else np.zeros(1)

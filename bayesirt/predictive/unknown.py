@@ -8,17 +8,18 @@ across draws, so no RNG is needed and the result is reproducible. Its responses 
 re-weight the draws (a "cut", see :meth:`UnknownAbilities._sample_unknown_model`). A model
 without responses thus gets the population prior itself.
 
-Every model's ability on a benchmark unknown to the posterior is drawn the same way from the
-pooled population prior (column ``K``).
+Every model's ability on a benchmark unknown to the posterior comes from :mod:`.newbench`
+(its general ability times the benchmark's loading, conditioned on the benchmark's labels):
+columns ``K, K + 1, ...``, NaN outside the draws that benchmark's chains ran on.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from .draws import PosteriorDraws
 from .labels import LabelRows
+from .newbench import NewBenchmarkState
 from .prior import ItemPrior
 from .weights import _loglik, _normalise_log
 
@@ -35,15 +36,19 @@ class UnknownAbilities:
     draws : PosteriorDraws
         The (thinned) draws, ``S`` of them.
     prior : ItemPrior
-        Population priors (with the pooled column) and the new items' priors.
+        Population priors and the new items' priors.
     n_unknown : int
         Models after the posterior's own in the engine's model index.
     lab : LabelRows
         Labels and evidence as indices; the rows of each unknown model shape its ability.
+    new_bench_states : list of NewBenchmarkState, optional
+        Every model's abilities on the unknown benchmarks, in column order.
     """
 
     def __init__(self, draws: PosteriorDraws, prior: ItemPrior, n_unknown: int,
-                 lab: LabelRows) -> None:
+                 lab: LabelRows, new_bench_states: list[NewBenchmarkState] | None = None
+                 ) -> None:
+        self.new_bench_states = new_bench_states or []
         self.d = draws
         self.S = draws.n_draws
         self.prior = prior
@@ -51,23 +56,21 @@ class UnknownAbilities:
         self.lab = lab
 
     def build(self) -> np.ndarray:
-        """Ability array (S, n_models_ext, K + 1): posterior, pooled column, unknown models.
+        """Ability array (S, n_models_ext, K + C): posterior, unknown models and benchmarks.
 
         Returns
         -------
-        ndarray of float64, shape (S, n_models + n_unknown, K + 1)
+        ndarray of float64, shape (S, n_models + n_unknown, K + C)
         """
         d = self.d
         S = self.S
         n_known = len(d.model_ids)
         M = n_known + self.n_unknown
-        K1 = len(d.benchmark_ids) + 1
-        A = np.empty((S, M, K1))
-        A[:, :n_known, :-1] = d.ability
-        # Pooled column for unknown benchmarks: deterministic stratified draws from the
-        # pooled population prior (different offset per model so models are not in lockstep).
-        u = self._strata(np.arange(M) * 0.7548776662466927)
-        A[:, :, -1] = self.prior.pop_loc[:, -1:] + self.prior.pop_sd[:, -1:] * ndtri(u)
+        K = len(d.benchmark_ids)
+        A = np.full((S, M, K + len(self.new_bench_states)), np.nan)
+        A[:, :n_known, :K] = d.ability
+        for c, st in enumerate(self.new_bench_states):
+            A[st.sub, :, K + c] = st.ability
         self.A = A
         for n in range(self.n_unknown):
             self._sample_unknown_model(n_known + n)
@@ -87,7 +90,7 @@ class UnknownAbilities:
         new_bench = self.prior.new_bench
         kb = np.where(known, self.d.item_benchmark[np.where(known, jj, 0)],
                       new_bench[np.where(known, 0, jj)] if new_bench.size else -1)
-        for k in range(self.A.shape[2]):
+        for k in range(len(self.d.benchmark_ids)):  # unknown benchmarks: see .newbench
             on_k = rows[kb == k]
             # Coarse grid over +-6 prior sd, then a fine one over +-6 posterior sd around the
             # posterior mean (the posterior is narrow once the model has many responses).

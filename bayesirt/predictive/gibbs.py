@@ -1,0 +1,199 @@
+"""Metropolis-within-Gibbs for one new benchmark, vectorised over chains (numpy only).
+
+The blocks and why they are there are in :mod:`.newbench`; this module is the kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_expit
+
+#: Sweeps: burn-in with step-size adaptation, then sweeps with frozen steps.
+N_BURN = 150
+N_KEEP = 50
+
+
+class Gibbs:
+    """Metropolis-within-Gibbs on one new benchmark, vectorised over S chains (draws)."""
+
+    def __init__(self, rng: np.random.Generator, pop: dict, state: dict, eta: np.ndarray,
+                 known: np.ndarray, lab_models: np.ndarray, lab_items: np.ndarray,
+                 lab_sign: np.ndarray, guess: np.ndarray | None, rasch: bool) -> None:
+        self.rng = rng
+        self.pop = pop
+        self.state = {k: v.copy() for k, v in state.items()}
+        self.S = next(iter(state.values())).shape[0]
+        self.rasch = rasch
+        self.guess = None if guess is None else guess[:, None]
+        self.models, m_idx = np.unique(lab_models, return_inverse=True)
+        items, j_idx = np.unique(lab_items, return_inverse=True)
+        self.m_idx, self.j_idx, self.sign = m_idx, j_idx, lab_sign[None, :]
+        self.n_m, self.n_j = self.models.size, items.size
+        self.eta = eta[:, self.models]  # (S, n_m)
+        self.known = known[self.models]
+        # Row orders and segment starts for per-model and per-item sums of the likelihood.
+        self.by_m = np.argsort(m_idx, kind="stable")
+        self.start_m = np.searchsorted(m_idx[self.by_m], np.arange(self.n_m))
+        self.by_j = np.argsort(j_idx, kind="stable")
+        self.start_j = np.searchsorted(j_idx[self.by_j], np.arange(self.n_j))
+        rho = sigmoid(self.state["logit_rho"])
+        self.theta = self._theta_prior_mean(rho)
+        self.b = np.repeat(self.state["mu_b"][:, None], self.n_j, axis=1)
+        self.la = np.repeat(self.state["mu_l"][:, None], self.n_j, axis=1)
+        n_per_m = np.bincount(m_idx, minlength=self.n_m)
+        n_per_j = np.bincount(j_idx, minlength=self.n_j)
+        # Initial random-walk steps ~ a rough posterior sd of each value.
+        self.step = {
+            "theta": np.broadcast_to(2.0 / np.sqrt(4.0 + n_per_m), (self.S, self.n_m)).copy(),
+            "b": np.broadcast_to(2.0 / np.sqrt(1.0 + n_per_j), (self.S, self.n_j)).copy(),
+            "la": np.broadcast_to(1.0 / np.sqrt(1.0 + n_per_j), (self.S, self.n_j)).copy(),
+            "log_sd_b": np.full(self.S, 0.3), "log_sd_l": np.full(self.S, 0.3),
+            "logit_rho": np.full(self.S, 0.3), "shift": np.full(self.S, 0.3),
+        }
+
+    # -- densities -----------------------------------------------------------------------
+
+    def _theta_prior_mean(self, rho: np.ndarray) -> np.ndarray:
+        return np.where(self.known[None, :], rho[:, None] * self.eta, 0.0)
+
+    def _theta_prior_sd(self, rho: np.ndarray) -> np.ndarray:
+        return np.where(self.known[None, :], np.sqrt(1.0 - rho**2)[:, None], 1.0)
+
+    def _loglik(self, theta: np.ndarray, b: np.ndarray, la: np.ndarray) -> np.ndarray:
+        """Log-likelihood of every label, (S, L)."""
+        x = np.exp(la[:, self.j_idx]) * (theta[:, self.m_idx] - b[:, self.j_idx])
+        if self.guess is None:
+            return log_expit(self.sign * x)
+        g = self.guess
+        lp1 = np.logaddexp(np.log(g), np.log1p(-g) + log_expit(x))
+        return np.where(self.sign > 0, lp1, np.log1p(-g) + log_expit(-x))
+
+    def _theta_logprior(self, theta: np.ndarray, logit_rho: np.ndarray) -> np.ndarray:
+        rho = sigmoid(logit_rho)
+        sd = self._theta_prior_sd(rho)
+        if np.any(sd == 0):  # loading 1: the ability IS the general one
+            return np.where(sd == 0, 0.0, -0.5 * ((theta - self._theta_prior_mean(rho))
+                                                  / np.where(sd == 0, 1.0, sd)) ** 2
+                            - np.log(np.where(sd == 0, 1.0, sd)))
+        return -0.5 * ((theta - self._theta_prior_mean(rho)) / sd) ** 2 - np.log(sd)
+
+    def _accept(self, log_ratio: np.ndarray) -> np.ndarray:
+        return np.log(self.rng.uniform(size=log_ratio.shape)) < log_ratio
+
+    def _adapt(self, name: str, accepted: np.ndarray, rate: float) -> None:
+        if rate > 0:
+            self.step[name] *= np.exp(rate * (accepted - 0.44))
+
+    # -- blocks ----------------------------------------------------------------------------
+
+    def _update_theta(self, rate: float) -> None:
+        if np.any(np.isposinf(self.state["logit_rho"])):
+            return  # loading 1: abilities fixed at the general ones
+        prop = self.theta + self.step["theta"] * self.rng.standard_normal(self.theta.shape)
+        lr = self.state["logit_rho"]
+        d_ll = self._loglik(prop, self.b, self.la) - self._loglik(self.theta, self.b, self.la)
+        ratio = (np.add.reduceat(d_ll[:, self.by_m], self.start_m, axis=1)
+                 + self._theta_logprior(prop, lr) - self._theta_logprior(self.theta, lr))
+        acc = self._accept(ratio)
+        self.theta = np.where(acc, prop, self.theta)
+        self._adapt("theta", acc, rate)
+
+    def _update_items(self, rate: float) -> None:
+        st = self.state
+        sd_b = np.exp(st["log_sd_b"])[:, None]
+        for name in ("b", "la"):
+            if name == "la" and self.rasch:
+                continue
+            cur = getattr(self, name)
+            prop = cur + self.step[name] * self.rng.standard_normal(cur.shape)
+            b, la = (prop, self.la) if name == "b" else (self.b, prop)
+            d_ll = self._loglik(self.theta, b, la) - self._loglik(self.theta, self.b, self.la)
+            if name == "b":
+                mu, sd = st["mu_b"][:, None], sd_b
+            else:
+                mu, sd = st["mu_l"][:, None], np.exp(st["log_sd_l"])[:, None]
+            d_lp = -0.5 * (((prop - mu) / sd) ** 2 - ((cur - mu) / sd) ** 2)
+            ratio = np.add.reduceat(d_ll[:, self.by_j], self.start_j, axis=1) + d_lp
+            acc = self._accept(ratio)
+            setattr(self, name, np.where(acc, prop, cur))
+            self._adapt(name, acc, rate)
+
+    def _update_shift(self, rate: float) -> None:
+        """Shift abilities, difficulties and mu_b together (the likelihood is unchanged)."""
+        st = self.state
+        if np.any(np.isposinf(st["logit_rho"])):
+            return  # loading 1: abilities are fixed, nothing to shift along
+        delta = self.step["shift"] * self.rng.standard_normal(self.S)
+        lr = st["logit_rho"]
+        th = self.theta + delta[:, None]
+        loc, scale = self.pop["mu_b"]
+        ratio = (self._theta_logprior(th, lr) - self._theta_logprior(self.theta, lr)).sum(1)
+        ratio = ratio + _normal_logpdf_diff(st["mu_b"] + delta, st["mu_b"], loc, scale)
+        acc = self._accept(ratio)
+        d = np.where(acc, delta, 0.0)
+        self.theta = self.theta + d[:, None]
+        self.b = self.b + d[:, None]
+        st["mu_b"] = st["mu_b"] + d
+        self._adapt("shift", acc, rate)
+
+    def _update_level(self, rate: float) -> None:
+        st = self.state
+        # Normal means given their items, exactly (conjugate).
+        for mean, log_sd, values in (("mu_b", "log_sd_b", self.b), ("mu_l", "log_sd_l", self.la)):
+            if mean == "mu_l" and self.rasch:
+                continue
+            loc, scale = self.pop[mean]
+            var = np.exp(2.0 * st[log_sd])
+            prec = self.n_j / var + np.where(scale > 0, 1.0 / np.maximum(scale, 1e-300) ** 2, 0.0)
+            m = (values.sum(axis=1) / var + np.where(scale > 0, loc / np.maximum(
+                scale, 1e-300) ** 2, 0.0)) / prec
+            draw = m + self.rng.standard_normal(self.S) / np.sqrt(prec)
+            st[mean] = np.where(scale > 0, draw, loc)
+        # Spreads by random-walk Metropolis on the log scale.
+        for log_sd, mean, values in (("log_sd_b", "mu_b", self.b), ("log_sd_l", "mu_l", self.la)):
+            if log_sd == "log_sd_l" and self.rasch:
+                continue
+            loc, scale = self.pop[log_sd]
+            cur = st[log_sd]
+            prop = cur + self.step[log_sd] * self.rng.standard_normal(self.S)
+            resid2 = ((values - st[mean][:, None]) ** 2).sum(axis=1)
+            ll = -self.n_j * (prop - cur) - 0.5 * resid2 * (np.exp(-2 * prop) - np.exp(-2 * cur))
+            ratio = ll + _normal_logpdf_diff(prop, cur, loc, scale)
+            acc = self._accept(ratio) & (scale > 0)
+            st[log_sd] = np.where(acc, prop, cur)
+            self._adapt(log_sd, acc, rate)
+        # Loading, from the labelled known models' abilities and general abilities.
+        loc, scale = self.pop["logit_rho"]
+        if np.all(np.isfinite(st["logit_rho"])) and self.known.any():
+            cur = st["logit_rho"]
+            prop = cur + self.step["logit_rho"] * self.rng.standard_normal(self.S)
+            ratio = (self._theta_logprior(self.theta, prop)
+                     - self._theta_logprior(self.theta, cur)).sum(axis=1)
+            ratio = ratio + _normal_logpdf_diff(prop, cur, loc, scale)
+            acc = self._accept(ratio) & (scale > 0)
+            st["logit_rho"] = np.where(acc, prop, cur)
+            self._adapt("logit_rho", acc, rate)
+
+    def run(self) -> None:
+        """Burn in with step adaptation, then sweep with frozen steps; keep the last state."""
+        for sweep in range(N_BURN + N_KEEP):
+            rate = 0.5 * (sweep + 1) ** -0.5 if sweep < N_BURN else 0.0
+            self._update_theta(rate)
+            self._update_items(rate)
+            self._update_shift(rate)
+            self._update_level(rate)
+
+
+def _normal_logpdf_diff(x1: np.ndarray, x0: np.ndarray, loc: np.ndarray,
+                        scale: np.ndarray) -> np.ndarray:
+    """Log N(x1 | loc, scale) - log N(x0 | loc, scale); 0 where scale is 0."""
+    s = np.where(scale > 0, scale, 1.0)
+    out = -0.5 * (((x1 - loc) / s) ** 2 - ((x0 - loc) / s) ** 2)
+    return np.where(scale > 0, out, 0.0)
+
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function; +-inf map to 1 and 0 without warnings."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
