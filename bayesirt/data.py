@@ -51,6 +51,7 @@ __all__ = [
     "read_labeled_pairs",
     "read_pairs",
     "summarize",
+    "without_benchmark",
 ]
 
 TRAIN_RESPONSES = "train_responses.csv"
@@ -1348,6 +1349,68 @@ def read_labeled_pairs(
     raw_arr[:] = raw
     labels = _binary(raw_arr, lambda row: f"labeled pair {row}", "label")
     return model_arr, item_arr, labels
+
+
+def without_benchmark(data: IRTData, benchmark: str) -> IRTData:
+    """Return the training data with one benchmark removed (items, responses, categories).
+
+    Models left without any response are dropped too. Embeddings and model metadata of the
+    kept rows are kept; test items and pairs are not (the result is training data only).
+
+    Parameters
+    ----------
+    data : IRTData
+    benchmark : str
+        A benchmark id of ``data``.
+
+    Returns
+    -------
+    IRTData
+        ``fingerprint`` is ``data``'s with ``"-<benchmark>"`` appended, so a fit on it is
+        never mistaken for a fit on ``data``.
+
+    Raises
+    ------
+    InputError
+        If ``benchmark`` is not one of ``data``'s, or it is the only one.
+    """
+    if benchmark not in data.benchmark_ids:
+        raise InputError(
+            f"{data.source or 'data'}: no benchmark {benchmark!r} (has {list(data.benchmark_ids)})")
+    if data.n_benchmarks == 1:
+        raise InputError(f"{data.source or 'data'}: {benchmark!r} is its only benchmark")
+    gone = data.benchmark_ids.index(benchmark)
+    nt = data.n_train_items
+    keep = data.item_benchmark[data.item_idx] != gone
+    m_used = np.unique(data.model_idx[keep])
+    j_used = np.flatnonzero(data.item_benchmark[:nt] != gone)
+    b_used = np.array([b for b in range(data.n_benchmarks) if b != gone])
+    c_used = np.flatnonzero(data.category_benchmark != gone)
+    remap = {}
+    for name, used, size in (("m", m_used, data.n_models), ("j", j_used, nt),
+                             ("b", b_used, data.n_benchmarks),
+                             ("c", c_used, data.n_categories)):
+        table = np.full(size, -1, dtype=np.int64)
+        table[used] = np.arange(used.size)
+        remap[name] = table
+    return IRTData(
+        model_ids=tuple(data.model_ids[m] for m in m_used),
+        item_ids=tuple(data.item_ids[j] for j in j_used),
+        benchmark_ids=tuple(data.benchmark_ids[b] for b in b_used),
+        category_ids=tuple(data.category_ids[c] for c in c_used),
+        model_idx=remap["m"][data.model_idx[keep]],
+        item_idx=remap["j"][data.item_idx[keep]],
+        response=data.response[keep],
+        item_benchmark=remap["b"][data.item_benchmark[j_used]],
+        item_category=remap["c"][data.item_category[j_used]],
+        category_benchmark=remap["b"][data.category_benchmark[c_used]],
+        item_embeddings=None if data.item_embeddings is None else data.item_embeddings[j_used],
+        model_param_count=data.model_param_count[m_used],
+        model_org=tuple(data.model_org[m] for m in m_used),
+        model_is_instruct=data.model_is_instruct[m_used],
+        fingerprint=f"{data.fingerprint}-{benchmark}",
+        source=f"{data.source} without {benchmark}",
+    )
 
 
 def bundled_dataset() -> Path:

@@ -652,3 +652,25 @@ def abilities(
             prepare_output(path, what=what)
     return run_abilities(posterior_path, out, by_benchmark=by_benchmark, fmt=fmt, top_k=top_k,
                          interval=interval, json_out=json_out, plot=plot, echo=echo)
+
+
+def heldout(
+    rng_key: Any,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    **options: Any,
+) -> dict[str, Any]:
+    """Leave-one-benchmark-out on a data folder, as the streaming platform scores it.
+
+    See :func:`bayesirt.submission.heldout_run.run_heldout` (options: ``benchmarks``,
+    ``scopes``, ``seeds``, ``min_items``, ``max_draws``, ``echo`` and FitConfig fields).
+
+    Returns
+    -------
+    dict
+        ``records``, ``fits``, ``table`` and the written ``records_path``, ``table_path``,
+        ``plot_path``.
+    """
+    from bayesirt.submission.heldout_run import run_heldout
+
+    return run_heldout(rng_key, data_path, out_dir, **options)
