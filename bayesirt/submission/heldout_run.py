@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bayesirt import data as _data
-from bayesirt.errors import InputError
+from bayesirt.errors import InputError, InputWarning
 from bayesirt.submission.heldout import BASELINES, BUDGETS, alc, make_task, run_task
 
 
@@ -153,9 +154,17 @@ def run_heldout(rng_key: Any, data_path: str | os.PathLike, out_dir: str | os.Pa
         new_items = {str(item): predictive.ItemInfo(benchmark_id=b) for item in np.unique(i)}
         acc = _train_accuracy(rest)
 
+        unknown = sorted(set(m.tolist()) - set(draws.model_ids))
+        if unknown:
+            echo(f"{len(unknown)} model(s) answered only {b} (e.g. {unknown[0]!r}): the fit "
+                 "without it does not know them; their ability there starts from N(0, 1)")
+
         def predict(pm, pi, labels, draws=draws, new_items=new_items):
-            return predictive.predict_pairs(draws, list(pm), list(pi), new_items=new_items,
-                                            labels=labels)
+            with warnings.catch_warnings():
+                # Said once above: models that answered only the held-out benchmark.
+                warnings.simplefilter("ignore", InputWarning)
+                return predictive.predict_pairs(draws, list(pm), list(pi),
+                                                new_items=new_items, labels=labels)
 
         for scope in scopes:
             for seed in seeds:
