@@ -69,7 +69,8 @@ def _fit_config(args: argparse.Namespace) -> dict:
         "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
         "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
         "device": args.device, "devices": args.devices, "guess": args.guess,
-        "contamination": args.contamination, "mass_matrix": args.mass_matrix,
+        "contamination": args.contamination, "metadata": args.metadata,
+        "mass_matrix": args.mass_matrix,
         "embedding_components": args.embedding_components,
         "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
         "progress": not args.no_progress, "seed": args.seed,
@@ -385,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(forced correct) with its own probability, so successes on items "
                         "far above a model's level stop inflating its ability (for ability "
                         "scores; predictions of new items use the clean part)")
+    p.add_argument("--metadata", action="store_true",
+                   help="hier2pl: each model's general ability gets a prior mean from its "
+                        "metadata (log parameter count, instruct flag, release date, each "
+                        "with a missingness indicator, and a partially pooled organisation "
+                        "effect), so a model unseen in training gets an informed prior")
     p.add_argument("--embedding-components", type=int, default=0, metavar="P",
                    help="hier2pl: regress difficulty on P PCA components of item embeddings")
     p.add_argument("--parameterisation", default="auto",

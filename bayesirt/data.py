@@ -48,10 +48,12 @@ __all__ = [
     "load",
     "parse_is_instruct",
     "parse_param_count",
+    "parse_release_date",
     "read_labeled_pairs",
     "read_pairs",
     "summarize",
     "without_benchmark",
+    "without_models",
 ]
 
 TRAIN_RESPONSES = "train_responses.csv"
@@ -158,6 +160,8 @@ class IRTData:
         Organisation, ``""`` where unknown.
     model_is_instruct : ndarray of float64, (n_models,)
         1.0 (instruct / chat), 0.0 (base) or NaN (unknown).
+    model_release_year : ndarray of float64, (n_models,)
+        Release date as a fractional year (2024.5 = early July 2024), NaN where unknown.
     test_model_idx, test_item_idx : ndarray of int32, (n_test,), or None
         The rows of ``test_pairs.csv`` in file order; None without a test folder.
     fingerprint : str
@@ -189,6 +193,7 @@ class IRTData:
     model_param_count: np.ndarray | None = None
     model_org: tuple[str, ...] | None = None
     model_is_instruct: np.ndarray | None = None
+    model_release_year: np.ndarray | None = None
     test_model_idx: np.ndarray | None = None
     test_item_idx: np.ndarray | None = None
     fingerprint: str = ""
@@ -263,6 +268,7 @@ class IRTData:
             put(self, "item_embeddings", _ro(np.array(emb, dtype=np.float32)))
         self._model_vector("model_param_count", np.nan)
         self._model_vector("model_is_instruct", np.nan)
+        self._model_vector("model_release_year", np.nan)
         org = ("",) * n_models if self.model_org is None else tuple(str(v) for v in self.model_org)
         if len(org) != n_models:
             raise InputError(f"IRTData.model_org has {len(org)} entries for {n_models} models")
@@ -727,6 +733,45 @@ def parse_is_instruct(value: Any) -> float:
     raise InputError(f"is_instruct {value!r} is not True/False/1/0/yes/no or blank")
 
 
+def parse_release_date(value: Any) -> float:
+    """Parse a release date (``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``) into a fractional year.
+
+    Parameters
+    ----------
+    value : str or None
+
+    Returns
+    -------
+    float
+        e.g. ``"2024-07-01"`` -> 2024.496 (day of year over the year's length), ``"2024"`` ->
+        2024.5 (mid-year); NaN when blank / unknown.
+
+    Raises
+    ------
+    ValueError
+        When the value is not such a date.
+    """
+    if _is_blank(value):
+        return math.nan
+    text = str(value).strip()
+    if text.lower() in _MISSING_TOKENS:
+        return math.nan
+    import datetime as _dt
+
+    try:
+        if len(text) == 4 and text.isdigit():
+            return float(text) + 0.5
+        if len(text) == 7:
+            text = f"{text}-15"
+        day = _dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise InputError(
+            f"release_date {value!r} is not a date (use YYYY-MM-DD, YYYY-MM or YYYY)") from None
+    start = _dt.date(day.year, 1, 1)
+    length = (_dt.date(day.year + 1, 1, 1) - start).days
+    return day.year + (day - start).days / length
+
+
 def _parse_column(values: np.ndarray, parser: Any, where: _Where) -> np.ndarray:
     """Apply a scalar parser once per distinct value; errors name the first row holding it."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
@@ -741,7 +786,7 @@ def _parse_column(values: np.ndarray, parser: Any, where: _Where) -> np.ndarray:
 
 
 def _read_metadata(path: Path) -> pd.DataFrame:
-    """Read model_metadata.csv into a frame indexed by model_id (org, param_count, is_instruct).
+    """Read model_metadata.csv into a frame by model_id (org, param_count, is_instruct, date).
 
     Raises
     ------
@@ -749,7 +794,7 @@ def _read_metadata(path: Path) -> pd.DataFrame:
         Missing model_id column, blank or duplicate model_id, bad param_count / is_instruct.
     """
     where = _Where(path)
-    frame = _read_csv(path, ["model_id"], ["org", "param_count", "is_instruct"],
+    frame = _read_csv(path, ["model_id"], ["org", "param_count", "is_instruct", "release_date"],
                       allow_no_rows=True)
     ids = _strings(frame, "model_id")
     _factorize_ids(ids, where, "model_id")
@@ -767,8 +812,13 @@ def _read_metadata(path: Path) -> pd.DataFrame:
         _parse_column(_strings(frame, "is_instruct"), parse_is_instruct, where)
         if "is_instruct" in frame else np.full(n, np.nan)
     )
+    released = (
+        _parse_column(_strings(frame, "release_date"), parse_release_date, where)
+        if "release_date" in frame else np.full(n, np.nan)
+    )
     return pd.DataFrame(
-        {"org": [str(o).strip() for o in org], "param_count": params, "is_instruct": instruct},
+        {"org": [str(o).strip() for o in org], "param_count": params, "is_instruct": instruct,
+         "release_year": released},
         index=pd.Index(ids, dtype=object),
     )
 
@@ -1228,12 +1278,14 @@ def _assemble(train: _Train, test: _Test | None, fingerprint: str) -> IRTData:
 
     params = np.full(len(model_ids), np.nan)
     instruct = np.full(len(model_ids), np.nan)
+    released = np.full(len(model_ids), np.nan)
     org = [""] * len(model_ids)
     if train.metadata is not None:
         rows = train.metadata.index.get_indexer(pd.Index(model_ids, dtype=object))
         hit = np.flatnonzero(rows >= 0)
         params[hit] = train.metadata["param_count"].to_numpy()[rows[hit]]
         instruct[hit] = train.metadata["is_instruct"].to_numpy()[rows[hit]]
+        released[hit] = train.metadata["release_year"].to_numpy()[rows[hit]]
         orgs = train.metadata["org"].to_numpy(dtype=object)
         for i in hit:
             org[i] = str(orgs[rows[i]])
@@ -1255,6 +1307,7 @@ def _assemble(train: _Train, test: _Test | None, fingerprint: str) -> IRTData:
         model_param_count=params,
         model_org=tuple(org),
         model_is_instruct=instruct,
+        model_release_year=released,
         test_model_idx=test_model_idx,
         test_item_idx=test_item_idx,
         fingerprint=fingerprint,
@@ -1408,8 +1461,61 @@ def without_benchmark(data: IRTData, benchmark: str) -> IRTData:
         model_param_count=data.model_param_count[m_used],
         model_org=tuple(data.model_org[m] for m in m_used),
         model_is_instruct=data.model_is_instruct[m_used],
+        model_release_year=data.model_release_year[m_used],
         fingerprint=f"{data.fingerprint}-{benchmark}",
         source=f"{data.source} without {benchmark}",
+    )
+
+
+def without_models(data: IRTData, model_ids: Iterable[str]) -> IRTData:
+    """Return the training data with some models removed entirely (leave-models-out).
+
+    Parameters
+    ----------
+    data : IRTData
+    model_ids : iterable of str
+        Models of ``data`` to remove; their responses go, items and benchmarks stay.
+
+    Returns
+    -------
+    IRTData
+        Training data only; ``fingerprint`` gets ``"-without-<n>-models"`` appended.
+
+    Raises
+    ------
+    InputError
+        If an id is not one of ``data``'s models, or no model would be left.
+    """
+    gone = set(model_ids)
+    unknown = sorted(gone - set(data.model_ids))
+    if unknown:
+        raise InputError(f"{data.source or 'data'}: no model {unknown[0]!r}")
+    keep_models = np.asarray([m not in gone for m in data.model_ids[: data.n_train_models]])
+    keep = keep_models[data.model_idx]
+    if not keep.any():
+        raise InputError(f"{data.source or 'data'}: removing {len(gone)} models leaves none")
+    m_used = np.unique(data.model_idx[keep])
+    remap = np.full(data.n_models, -1, dtype=np.int64)
+    remap[m_used] = np.arange(m_used.size)
+    nt = data.n_train_items
+    return IRTData(
+        model_ids=tuple(data.model_ids[m] for m in m_used),
+        item_ids=data.item_ids[:nt],
+        benchmark_ids=data.benchmark_ids,
+        category_ids=data.category_ids,
+        model_idx=remap[data.model_idx[keep]],
+        item_idx=data.item_idx[keep],
+        response=data.response[keep],
+        item_benchmark=data.item_benchmark[:nt],
+        item_category=data.item_category[:nt],
+        category_benchmark=data.category_benchmark,
+        item_embeddings=None if data.item_embeddings is None else data.item_embeddings[:nt],
+        model_param_count=data.model_param_count[m_used],
+        model_org=tuple(data.model_org[m] for m in m_used),
+        model_is_instruct=data.model_is_instruct[m_used],
+        model_release_year=data.model_release_year[m_used],
+        fingerprint=f"{data.fingerprint}-without-{len(gone)}-models",
+        source=f"{data.source} without {len(gone)} models",
     )
 
 

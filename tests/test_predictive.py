@@ -372,7 +372,7 @@ def test_models_unknown_to_posterior_and_evidence_warn_in_one_readable_line(worl
     assert pairs.startswith("5 model(s) in the pairs are neither in the posterior nor in the "
                             "evidence")
     assert "'ghost0', 'ghost1', 'ghost2' and 2 more" in pairs and "trained" not in pairs
-    assert "population prior Normal(ability_pop_loc, ability_pop_scale)" in pairs
+    assert "the prior of a new model (the population prior" in pairs
     assert "for 1 of them, given their revealed labels" in pairs
     # Label rows: how many, an example id, what is done with them.
     assert rows.startswith("3 label row(s) are for 2 model(s) neither in the posterior nor in "
@@ -579,8 +579,14 @@ def test_inputs_from_parsed_data(small_dir):
     assert len(ids) == emb.shape[0] == 512 and ids == list(d.item_ids[:512])
     assert r_models.shape == r_items.shape == r_y.shape == (8844,)
     kw = inputs.engine_inputs(draws, d, use_neighbours=True)
-    assert set(kw) == {"new_items", "evidence", "neighbours"}
-    assert set(inputs.engine_inputs(draws, d)) == {"new_items", "evidence"}
+    assert set(kw) == {"new_items", "new_models", "evidence", "neighbours"}
+    assert set(inputs.engine_inputs(draws, d)) == {"new_items", "new_models", "evidence"}
+    # The models the posterior lacks, with their metadata as parsed.
+    models = inputs.new_models(draws, d)
+    assert set(models) == lacking
+    some = d.model_ids.index(sorted(lacking)[0])
+    info = models[d.model_ids[some]]
+    assert info.org == d.model_org[some] and info.is_instruct == d.model_is_instruct[some]
     m, i = inputs.test_pairs(d)
     assert m.shape == i.shape and m.size > 0 and set(i.tolist()) <= set(new)
 
@@ -725,8 +731,10 @@ def test_the_package_imports_only_numpy_scipy_and_the_standard_library():
                    for b in t.body for n in ast.walk(b)}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level > 0:
-                # Relative: inside the package, or ..errors beside it (as in the bundle).
-                if node.level > 2 or (node.level == 2 and node.module != "errors"):
+                # Relative: inside the package, or ..errors / ..features beside it (as in
+                # the bundle).
+                if node.level > 2 or (node.level == 2 and node.module not in ("errors",
+                                                                              "features")):
                     bad.append(f"{path.name}: from {'.' * node.level}{node.module}")
                 continue
             if isinstance(node, ast.ImportFrom):
@@ -746,11 +754,12 @@ def test_the_package_imports_only_numpy_scipy_and_the_standard_library():
 
 
 def test_the_package_runs_copied_beside_errors_with_pandas_jax_xarray_blocked(tmp_path):
-    """The bundle's layout: bayesirt_runtime/predictive/ + errors.py, no bayesirt installed."""
+    """The bundle's layout: bayesirt_runtime/predictive/ + errors.py + features.py only."""
     runtime = tmp_path / "bayesirt_runtime"
     shutil.copytree(PACKAGE, runtime / "predictive",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(PACKAGE.parent / "errors.py", runtime / "errors.py")
+    shutil.copy(PACKAGE.parent / "features.py", runtime / "features.py")
     (runtime / "__init__.py").write_text("")
     code = """
 import sys

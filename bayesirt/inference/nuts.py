@@ -62,6 +62,11 @@ class FitConfig:
     contamination : bool
         Per-(model, benchmark) leak probability: a response may be a forced success
         (``hier2pl`` only; ``bayesirt.models.irt.leak_floor``).
+    metadata : bool
+        Each model's general ability gets a prior mean from its metadata (parameter count,
+        instruct flag, release date, organisation; ``hier2pl`` only;
+        ``bayesirt.models.irt.metadata_ability_prior``), so a NEW model with metadata gets an
+        informed ability prior.
     embedding_components : int
         PCA components of item embeddings in the difficulty prior (``hier2pl`` only).
     parameterisation : str
@@ -102,6 +107,7 @@ class FitConfig:
     devices: int = 1
     guess: bool = False
     contamination: bool = False
+    metadata: bool = False
     embedding_components: int = 0
     parameterisation: str = "auto"
     jit_model_args: str | bool = "auto"
@@ -165,6 +171,7 @@ class FitConfig:
         for option, used in (
             ("guess", self.guess),
             ("contamination", self.contamination),
+            ("metadata", self.metadata),
             ("embedding_components", self.embedding_components),
         ):
             if used and option not in spec.options:
@@ -240,6 +247,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         data,
         embedding_components=config.embedding_components,
         parameterisation=config.parameterisation,
+        metadata=config.metadata,
     )
     sizes = dict(inputs.sizes)
     jit_args = (
@@ -255,7 +263,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         sizes = sharded.sizes
     # Every model takes (or ignores, through **_unused) the option keywords.
     model = functools.partial(spec.fn, **sizes, guess=config.guess,
-                              contamination=config.contamination)
+                              contamination=config.contamination, metadata=config.metadata)
     if sharded is not None:
         model = sharding.masked_model(model)
     chain_method = (

@@ -49,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
         hier2pl,
         "hierarchical 2PL: benchmark/category item priors, factor-structured abilities per "
         "benchmark",
-        ("guess", "embedding_components", "contamination"),
+        ("guess", "embedding_components", "contamination", "metadata"),
     ),
 }
 
@@ -100,6 +100,11 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "mu_log_discrimination_global": (),
     "sigma_log_discrimination_global": (),
     **{f"benchmark_pop_{key}": () for key in POPULATION_PRIORS},
+    "metadata_coef": ("metadata_feature",),
+    "org_scale": (),
+    "org_z": ("org",),
+    "org_effect": ("org",),
+    "ability_residual_scale": (),
 }
 
 
@@ -108,12 +113,15 @@ def complete_abilities(
     ability_cell: np.ndarray,
     rho: np.ndarray,
     inputs: ModelInputs,
+    mean: np.ndarray | None = None,
+    tau: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Fill in abilities of unobserved cells and draw the general ability, per draw.
 
-    Under the one-factor prior, :math:`\\eta_m \\mid x_{mS} \\sim N(v B, v)` with
-    :math:`v = 1/(1 + \\sum_S \\rho_k^2/d_k)`, :math:`B = \\sum_S \\rho_k x_{mk}/d_k`, and an
-    unobserved cell is :math:`\\rho_k \\eta_m + \\sqrt{d_k}\\,\\varepsilon`.
+    Under the one-factor prior with :math:`\eta_m \sim N(\mu_m, \tau^2)`,
+    :math:`\eta_m \mid x_{mS} \sim N(v (\mu_m/\tau^2 + B), v)` with
+    :math:`v = 1/(1/\tau^2 + \sum_S \rho_k^2/d_k)`, :math:`B = \sum_S \rho_k x_{mk}/d_k`,
+    and an unobserved cell is :math:`\rho_k \eta_m + \sqrt{d_k}\,\varepsilon`.
 
     Parameters
     ----------
@@ -122,6 +130,10 @@ def complete_abilities(
     ability_cell : ndarray, shape (chains, draws, n_cells)
     rho : ndarray, shape (chains, draws, n_benchmarks)
     inputs : ModelInputs
+    mean : ndarray, shape (chains, draws, n_models), optional
+        Prior mean of the general ability (metadata); default 0.
+    tau : ndarray, shape (chains, draws), optional
+        Its prior sd; default 1.
 
     Returns
     -------
@@ -135,9 +147,11 @@ def complete_abilities(
     x[:, :, inputs.arrays["cell_model"], inputs.arrays["cell_benchmark"]] = ability_cell
     r = rho[:, :, None, :].astype(np.float64)
     d = 1.0 - r**2
-    b_sum = np.sum(mask * r * x / d, axis=-1)
+    prec0 = 1.0 if tau is None else 1.0 / np.asarray(tau, np.float64)[..., None] ** 2
+    mu = 0.0 if mean is None else np.asarray(mean, np.float64)
+    b_sum = np.sum(mask * r * x / d, axis=-1) + prec0 * mu
     c_sum = np.sum(mask * r**2 / d, axis=-1)
-    var = 1.0 / (1.0 + c_sum)
+    var = 1.0 / (prec0 + c_sum)
     general = var * b_sum + np.sqrt(var) * rng.standard_normal(var.shape)
     fill = r * general[..., None] + np.sqrt(d) * rng.standard_normal(x.shape)
     ability = np.where(mask, x, fill)
@@ -195,7 +209,15 @@ def contract_posterior(
             )
     else:
         out.pop("ability_cell")
-        ability, general = complete_abilities(rng, out.pop("ability_std"), out["rho"], inputs)
+        mean = tau = None
+        if "metadata_coef" in out:
+            mean = out["metadata_coef"] @ inputs.arrays["model_features"].T.astype(np.float64)
+            if "org_effect" in out:
+                effect = np.concatenate([out["org_effect"], np.zeros((*lead, 1))], axis=-1)
+                mean = mean + effect[..., inputs.arrays["model_org"]]
+            tau = out["ability_residual_scale"]
+        ability, general = complete_abilities(rng, out.pop("ability_std"), out["rho"], inputs,
+                                              mean, tau)
         # Abilities are standardised per benchmark, so a new model's ability is ~N(0, 1).
         out["ability"] = ability
         out["theta"] = general

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bayesirt.errors import InputError
+from bayesirt.features import FEATURES, model_features, org_index
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,8 @@ def category_pin(
 
 
 def build_inputs(
-    data: Any, *, embedding_components: int = 0, parameterisation: str = "auto"
+    data: Any, *, embedding_components: int = 0, parameterisation: str = "auto",
+    metadata: bool = False,
 ) -> ModelInputs:
     """Build model inputs from training data.
 
@@ -256,6 +258,10 @@ def build_inputs(
     parameterisation : {"auto", "centred", "noncentred"}, default "auto"
         How the hierarchical model's item and category parameters are sampled (see
         :func:`parameterisation_masks`); it changes the sampler's geometry, not the model.
+    metadata : bool, default False
+        Add the models' metadata features (``model_features`` (n_models, n_features),
+        ``model_org`` (n_models,), ``n_orgs`` meaning "unknown") for the ability prior
+        (:mod:`bayesirt.features`); their centre and scale become constants.
 
     Returns
     -------
@@ -397,7 +403,25 @@ def build_inputs(
         constant_dims["embedding_pca_scale"] = ("component",)
         coords["component"] = [f"pc{i + 1}" for i in range(embedding_components)]
         coords["embedding_dim"] = [str(i) for i in range(emb.shape[1])]
+    n_orgs = n_features = 0
+    if metadata:
+        feats, center, scale = model_features(data.model_param_count, data.model_is_instruct,
+                                              data.model_release_year)
+        org_ids = tuple(sorted({str(o).strip() for o in data.model_org} - {""}))
+        org = org_index(list(data.model_org), org_ids)
+        n_orgs, n_features = len(org_ids), feats.shape[1]
+        # Index n_orgs = "no / unknown organisation" (its effect is the population mean 0).
+        arrays["model_features"] = feats.astype(np.float32)
+        arrays["model_org"] = np.where(org < 0, n_orgs, org).astype(np.int32)
+        constants["metadata_center"] = center
+        constants["metadata_scale"] = scale
+        constant_dims["metadata_center"] = ("metadata_feature",)
+        constant_dims["metadata_scale"] = ("metadata_feature",)
+        coords["metadata_feature"] = list(FEATURES)
+        coords["org"] = list(org_ids)
     sizes = {
+        "n_orgs": n_orgs,
+        "n_features": n_features,
         "n_models": n_models,
         "n_items": n_items,
         "n_benchmarks": n_benchmarks,

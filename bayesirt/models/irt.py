@@ -283,8 +283,13 @@ def benchmark_population():
     return out
 
 
-def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks):
+def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks, mean=None,
+                              tau=None):
     r"""Log density of observed-cell abilities under the one-factor prior, eta integrated out.
+
+    With :math:`\eta_m \sim N(\mu_m, \tau^2)` (:math:`\mu_m = 0, \tau = 1` without
+    metadata), a model's observed abilities are :math:`N(\rho_S \mu_m, D_S + \tau^2 r_S
+    r_S^\top)`.
 
     Parameters
     ----------
@@ -296,25 +301,61 @@ def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks):
         ``cell_model``, ``cell_benchmark`` (n_cells,), ``cell_mask`` (n_models, n_benchmarks).
     n_models, n_benchmarks : int
         Static sizes.
+    mean : Array or None, shape (n_models,)
+        Prior mean of each model's general ability (metadata); None means 0.
+    tau : Array or None, shape ()
+        Prior sd of the general ability around ``mean``; None means 1.
 
     Returns
     -------
     Array, shape ()
-        Sum over models of :math:`\\log N(x_m \\mid 0, D_S + r_S r_S^\\top)` over the model's
-        observed benchmarks S.
+        Sum over models of :math:`\log N(x_m \mid \rho_S\mu_m, D_S + \tau^2 r_S r_S^\top)`
+        over the model's observed benchmarks S (Woodbury: O(K) per model).
     """
     mask = data["cell_mask"]
     x = jnp.zeros((n_models, n_benchmarks), dtype=ability_cell.dtype)
     x = x.at[data["cell_model"], data["cell_benchmark"]].set(ability_cell)
     r = rho[None, :]
     d = 1.0 - r**2
+    if mean is not None:
+        x = x - r * mean[:, None]
+    rt = r if tau is None else tau * r
     quad_d = jnp.sum(mask * x**2 / d, axis=1)
-    r_dx = jnp.sum(mask * r * x / d, axis=1)
-    r_dr = jnp.sum(mask * r**2 / d, axis=1)
+    r_dx = jnp.sum(mask * rt * x / d, axis=1)
+    r_dr = jnp.sum(mask * rt**2 / d, axis=1)
     log_det = jnp.sum(mask * jnp.log(d), axis=1) + jnp.log1p(r_dr)
     n_obs_cells = jnp.sum(mask, axis=1)
     quad = quad_d - r_dx**2 / (1.0 + r_dr)
     return jnp.sum(-0.5 * (quad + log_det + n_obs_cells * LOG_2PI))
+
+
+def metadata_ability_prior(data, n_orgs, n_features):
+    r"""Prior mean and sd of each model's general ability from its metadata.
+
+    :math:`\eta_m \sim N(z_m^\top\beta + \gamma_{o(m)}, \tau^2)`: ``z_m`` the features of
+    :mod:`bayesirt.features` (standardised log parameter count, instruct flag, release date,
+    each with a missingness indicator), :math:`\beta \sim N(0, 0.5^2)`, organisation
+    effects partially pooled, :math:`\gamma_o \sim N(0, \sigma_o^2)` (non-centred: most
+    organisations have a handful of models), :math:`\sigma_o \sim N^+(0.5)`, and
+    :math:`\tau \sim N^+(1)` (abilities are standardised per benchmark, so the data hold
+    :math:`\operatorname{var}(\mu) + \tau^2` near 1).
+
+    Returns
+    -------
+    mean : Array, shape (n_models,)
+    tau : Array, shape ()
+    """
+    with numpyro.plate("metadata_feature", n_features):
+        beta = numpyro.sample("metadata_coef", dist.Normal(0.0, 0.5))
+    mean = data["model_features"] @ beta
+    if n_orgs:
+        sigma_org = numpyro.sample("org_scale", dist.HalfNormal(0.5))
+        with numpyro.plate("org", n_orgs):
+            org_z = numpyro.sample("org_z", dist.Normal(0.0, 1.0))
+        effect = numpyro.deterministic("org_effect", sigma_org * org_z)
+        mean = mean + jnp.concatenate([effect, jnp.zeros(1, effect.dtype)])[data["model_org"]]
+    tau = numpyro.sample("ability_residual_scale", dist.HalfNormal(1.0))
+    return mean, tau
 
 
 def hier2pl(
@@ -330,6 +371,9 @@ def hier2pl(
     n_components=0,
     guess=False,
     contamination=False,
+    metadata=False,
+    n_orgs=0,
+    n_features=0,
     y=None,
     **_unused,
 ):
@@ -354,6 +398,9 @@ def hier2pl(
         observed (model, benchmark) cell has its own leak probability (see
         :func:`leak_floor`), so successes on items the model cannot otherwise solve stop
         inflating its ability.
+    metadata : bool
+        Whether each model's general ability has a prior mean from its metadata
+        (:func:`metadata_ability_prior`); ``n_orgs``, ``n_features`` are then its sizes.
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
@@ -461,9 +508,12 @@ def hier2pl(
         data["benchmark_nuisance_width"],
     )
     ability_std = numpyro.deterministic("ability_std", ability_std)
+    eta_mean, eta_sd = (metadata_ability_prior(data, n_orgs, n_features) if metadata
+                        else (None, None))
     numpyro.factor(
         "ability_prior",
-        factor_ability_logdensity(ability_std, rho, data, n_models, n_benchmarks)
+        factor_ability_logdensity(ability_std, rho, data, n_models, n_benchmarks, eta_mean,
+                                  eta_sd)
         + log_nuisance,
     )
 

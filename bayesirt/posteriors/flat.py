@@ -42,6 +42,9 @@ FLAT_VARIABLES = (
     "guess",
     "general_ability",
     "loading",
+    "metadata_coef",
+    "org_effect",
+    "ability_residual_scale",
     # The population of benchmarks (``bayesirt.models.irt.POPULATION_PRIORS``; listed here
     # so that reading a posterior does not import JAX).
     *(f"benchmark_pop_{key}" for key in (
@@ -62,8 +65,10 @@ FLAT_CONSTANTS = (
     "embedding_pca_mean",
     "embedding_pca_components",
     "embedding_pca_scale",
+    "metadata_center",
+    "metadata_scale",
 )
-_ID_DIMS = ("model", "item", "benchmark", "category")
+_ID_DIMS = ("model", "item", "benchmark", "category", "org")
 
 
 def thin_indices(n_samples: int, max_draws: int | None, rng: np.random.Generator | None = None
@@ -202,6 +207,7 @@ def _flat_arrays(tree: xr.DataTree, max_draws: int | None,
         "item_ids": ids["item"],
         "benchmark_ids": ids["benchmark"],
         "category_ids": [] if "category" in empty else ids.get("category", []),
+        "org_ids": [] if "org" in empty else ids.get("org", []),
         "attrs": {
             "model_name": str(attrs.get("model_name", "")),
             "config": attrs.get("config", {}),

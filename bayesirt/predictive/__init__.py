@@ -14,6 +14,9 @@ Where things are:
 * :mod:`.prior` -- a new item's prior within each draw and the quadrature over it;
 * :mod:`.neighbours` -- the nearest-neighbour difficulty prior and local ability offsets;
 * :mod:`.unknown` -- abilities of models the posterior does not know;
+* :mod:`.subjects` -- :class:`ModelInfo` and the metadata ability prior of such models;
+* :mod:`.newbench`, :mod:`.gibbs` -- benchmarks the posterior does not know: drawn from the
+  population of benchmarks, conditioned jointly on their labels;
 * :mod:`.engine` -- label conditioning: importance weights, per-item (draw, node) weights;
 * :mod:`.predict` -- :func:`predict_pairs`;
 * :mod:`.acquisition` -- :func:`score_pairs` (BALD, EPIG, batch-aware order);
@@ -29,11 +32,13 @@ from .draws import PosteriorDraws
 from .flatfile import FLAT_SCHEMA, load_flat, save_flat
 from .items import ItemInfo, new_items_from_arrays
 from .predict import predict_pairs
+from .subjects import ModelInfo
 from .weights import ReweightingWarning
 
 __all__ = [
     "FLAT_SCHEMA",
     "ItemInfo",
+    "ModelInfo",
     "PosteriorDraws",
     "ReweightingWarning",
     "inputs",

@@ -21,6 +21,7 @@ from .draws import PosteriorDraws, _even_index
 from .engine import _Engine
 from .items import ItemInfo
 from .labels import _as_pairs
+from .subjects import ModelInfo
 from .weights import _entropy, _group_by_item, _progress, _wsum
 
 __all__ = ["score_pairs"]
@@ -32,6 +33,7 @@ def score_pairs(
     item_ids: Sequence[str],
     *,
     new_items: Mapping[str, ItemInfo] | None = None,
+    new_models: Mapping[str, ModelInfo] | None = None,
     labels: Any = None,
     evidence: Any = None,
     method: str = "bald",
@@ -96,7 +98,7 @@ def score_pairs(
     models, items = _as_pairs(model_ids, item_ids)
     n = models.shape[0]
     eng = _Engine(draws, models, items, new_items, labels, evidence, quad_nodes, max_draws,
-                  min_ess, item_draws, neighbours, n_neighbours)
+                  min_ess, item_draws, neighbours, n_neighbours, new_models)
     raw = np.zeros(n)
     fisher = np.zeros(n)
     groups = _group_by_item(items)

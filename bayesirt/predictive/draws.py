@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .validate import _as_float, _as_ids, _as_index, _metadata_consts
 
 __all__ = ["CONST_VARS", "DRAW_VARS", "POPULATION_VARS", "PosteriorDraws"]
 
@@ -35,6 +36,9 @@ DRAW_VARS: dict[str, tuple[str, ...]] = {
     "guess": ("benchmark",),
     "general_ability": ("model",),
     "loading": ("benchmark",),
+    "metadata_coef": ("metadata_feature",),
+    "org_effect": ("org",),
+    "ability_residual_scale": (),
     **{f"benchmark_pop_{key}": () for key in (
         "difficulty_loc", "difficulty_scale",
         "log_sigma_difficulty_loc", "log_sigma_difficulty_scale",
@@ -62,6 +66,8 @@ CONST_VARS: dict[str, tuple[str, ...]] = {
     "embedding_pca_mean": ("embedding_dim",),
     "embedding_pca_components": ("component", "embedding_dim"),
     "embedding_pca_scale": ("component",),
+    "metadata_center": ("metadata_feature",),
+    "metadata_scale": ("metadata_feature",),
 }
 
 
@@ -105,6 +111,13 @@ class PosteriorDraws:
     loading : ndarray, shape (S, n_benchmarks), optional
         How much each benchmark's (standardised) ability follows the general one, in (0, 1];
         absent with ``general_ability`` present means 1 (one ability everywhere).
+    metadata_coef : ndarray, shape (S, n_features), optional
+        Coefficients of the metadata features (``bayesirt.features``) in the prior mean of a
+        model's general ability; with ``org_effect`` (S, n_orgs) per organisation of
+        ``org_ids``, ``ability_residual_scale`` (S,) the prior sd around that mean, and
+        ``metadata_center``, ``metadata_scale`` (n_features,) the features' encoding.
+    org_ids : tuple of str
+        Organisations the posterior knows (axis of ``org_effect``).
     benchmark_pop_* : ndarray, shape (S,), optional
         The population of benchmarks (:data:`POPULATION_VARS`): location and scale, across
         benchmarks, of the difficulty mean, the log difficulty spread, the
@@ -139,6 +152,12 @@ class PosteriorDraws:
     guess: np.ndarray | None = None
     general_ability: np.ndarray | None = None
     loading: np.ndarray | None = None
+    metadata_coef: np.ndarray | None = None
+    org_effect: np.ndarray | None = None
+    ability_residual_scale: np.ndarray | None = None
+    metadata_center: np.ndarray | None = None
+    metadata_scale: np.ndarray | None = None
+    org_ids: tuple[str, ...] = ()
     benchmark_pop_difficulty_loc: np.ndarray | None = None
     benchmark_pop_difficulty_scale: np.ndarray | None = None
     benchmark_pop_log_sigma_difficulty_loc: np.ndarray | None = None
@@ -161,6 +180,7 @@ class PosteriorDraws:
         item_ids: Sequence[str],
         benchmark_ids: Sequence[str],
         category_ids: Sequence[str] = (),
+        org_ids: Sequence[str] = (),
         attrs: Mapping[str, Any] | None = None,
         **arrays: Any,
     ) -> PosteriorDraws:
@@ -200,6 +220,7 @@ class PosteriorDraws:
         item_ids = _as_ids(item_ids, "item_ids")
         benchmark_ids = _as_ids(benchmark_ids, "benchmark_ids")
         category_ids = _as_ids(category_ids, "category_ids")
+        org_ids = _as_ids(org_ids, "org_ids")
         ability = _as_float(arrays["ability"], "ability", ndim=3)
         n_draws, n_models, n_bench = ability.shape
         n_items = len(item_ids)
@@ -211,7 +232,9 @@ class PosteriorDraws:
         if n_draws < 1:
             raise InputError("the posterior has no draws")
         sizes = {"model": n_models, "item": n_items, "benchmark": n_bench,
-                 "category": len(category_ids)}
+                 "category": len(category_ids), "org": len(org_ids)}
+        if arrays.get("metadata_coef") is not None:
+            sizes["metadata_feature"] = np.shape(arrays["metadata_coef"])[-1]
         out: dict[str, Any] = {"ability": ability}
         for name, dims in DRAW_VARS.items():
             if name == "ability":
@@ -301,6 +324,8 @@ class PosteriorDraws:
             embedding_pca_mean=emb[0],
             embedding_pca_components=emb[1],
             embedding_pca_scale=emb[2],
+            **_metadata_consts(arrays, out, sizes),
+            org_ids=org_ids,
             attrs=dict(attrs or {}),
         )
 
@@ -388,36 +413,3 @@ def _replace(draws: PosteriorDraws, **kw: Any) -> PosteriorDraws:
 
 def _even_index(n_total: int, n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_total - 1, n)).astype(np.int64))
-
-
-def _as_ids(ids: Sequence[str], name: str) -> tuple[str, ...]:
-    out = tuple(str(i) for i in ids)
-    if len(set(out)) != len(out):
-        seen: set[str] = set()
-        dup = next(i for i in out if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise InputError(f"{name} has duplicate id {dup!r}")
-    return out
-
-
-def _as_float(value: Any, name: str, ndim: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != ndim:
-        raise InputError(f"{name} must have {ndim} dims, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise InputError(f"{name} has a non-finite value at index {tuple(int(b) for b in bad)}")
-    return arr
-
-
-def _as_index(value: Any, name: str, n: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise InputError(f"{name} must hold integers, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64).reshape(-1)
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise InputError(f"{name} has values outside [0, {n}): min {arr.min()}, max {arr.max()}")
-    return arr
-

@@ -46,6 +46,7 @@ from .labels import LabelRows, _parse_labels
 from .neighbours import NeighbourPrior
 from .newbench import new_benchmark_states
 from .prior import ItemPrior
+from .subjects import ModelInfo, general_ability_prior
 from .unknown import UnknownAbilities
 from .weights import ReweightingWarning, _ess, _loglik, _normalise_log, _prune, _temper, _wsum
 
@@ -72,7 +73,7 @@ class _Engine:
     pair_models, pair_items : ndarray of str (object), shape (n,)
         The pairs of the call (they decide which ids are new/unknown).
     new_items, labels, evidence, quad_nodes, max_draws, min_ess, item_draws, neighbours, \
-n_neighbours
+n_neighbours, new_models
         As in :func:`~.predict.predict_pairs`.
 
     Raises
@@ -98,6 +99,7 @@ n_neighbours
         item_draws: int | None = 32,
         neighbours: tuple[Any, ...] | None = None,
         n_neighbours: int = 20,
+        new_models: Mapping[str, ModelInfo] | None = None,
     ) -> None:
         if isinstance(quad_nodes, (int, np.integer)):
             quad_nodes = (int(quad_nodes), 13)
@@ -157,6 +159,8 @@ n_neighbours
             set(np.concatenate([pair_models, self.lab_m]).tolist()) - set(self.model_index))
         for n, m in enumerate(self.extra_models):
             self.model_index[m] = len(draws.model_ids) + n
+        # Their general-ability prior per draw (from metadata when the posterior has it).
+        self.extra_prior = general_ability_prior(draws, self.extra_models, new_models)
 
         # Label arrays as indices; "known" = known item (its params are in the draws).
         lab_known = np.asarray([i in self.item_index for i in self.lab_i.tolist()], bool)
@@ -174,7 +178,7 @@ n_neighbours
         # and conditioned jointly on their labels (:mod:`.newbench`).
         self.new_bench_states = new_benchmark_states(
             draws, self.new_bench_ids, self.new_ids, self.new_bench, self.lab,
-            list(draws.model_ids) + self.extra_models)
+            list(draws.model_ids) + self.extra_models, self.extra_prior)
 
         # New items' priors and the quadrature nodes; optionally the neighbour refinements.
         self.prior = ItemPrior(draws, self.new_ids, self.new_bench, new_items, q_b, q_l,
@@ -189,11 +193,12 @@ n_neighbours
             self.neighbour_fit, self.neighbour_ability_fit = nb.difficulty_fit, nb.ability_fit
             self.model_offset = nb.model_offset
 
-        self._warn_unknown_models(pair_models, n_labels=len(lab_m))
+        described = set(new_models or {}) if draws.metadata_coef is not None else set()
+        self._warn_unknown_models(pair_models, n_labels=len(lab_m), described=described)
 
         self.logw_draw = np.zeros(self.S)
         self.A = UnknownAbilities(draws, self.prior, len(self.extra_models), self.lab,
-                                  self.new_bench_states).build()
+                                  self.new_bench_states, self.extra_prior).build()
         self._reweight_known()
         self.w_draw = _normalise_log(self.logw_draw)
         self.A32 = self.A.astype(np.float32)
@@ -213,7 +218,8 @@ n_neighbours
                 self.new_lab_groups[int(self.lab.ii[grp[0]])] = grp
         self.warned_items: list[str] = []
 
-    def _warn_unknown_models(self, pair_models: np.ndarray, n_labels: int) -> None:
+    def _warn_unknown_models(self, pair_models: np.ndarray, n_labels: int,
+                             described: set[str]) -> None:
         """One InputWarning line each for unknown models without evidence: pairs, label rows.
 
         "Unknown" = neither in the posterior nor among the ``evidence`` models (the training
@@ -224,7 +230,9 @@ n_neighbours
             return
         ev_mi = self.lab.mi[n_labels:]
         with_evidence = set(np.unique(ev_mi[ev_mi >= n_known]).tolist())
-        bare = [m for m in self.extra_models if self.model_index[m] not in with_evidence]
+        # Models described by metadata that the posterior can use are not "bare".
+        bare = [m for m in self.extra_models
+                if self.model_index[m] not in with_evidence and m not in described]
         if not bare:
             return
         in_pairs = set(pair_models.tolist())
@@ -239,8 +247,9 @@ n_neighbours
             warnings.warn(
                 f"{len(paired)} model(s) in the pairs are neither in the posterior nor in the "
                 f"evidence (training responses): {_few(paired)}; their ability on each "
-                "benchmark is drawn from that benchmark's population prior "
-                f"Normal(ability_pop_loc, ability_pop_scale){given}",
+                "benchmark is drawn from the prior of a new model (the population prior; "
+                f"the metadata prior where the posterior has one and new_models describes "
+                f"them){given}",
                 InputWarning,
                 stacklevel=4,
             )

@@ -37,7 +37,7 @@ FLAT_SCHEMA = 1
 PROVENANCE_ATTRS = ("model_name", "config", "fingerprint", "bayesirt_version", "created_at",
                     "n_chains", "n_draws")
 _ID_VARS = {"model": "model_id", "item": "item_id", "benchmark": "benchmark_id",
-            "category": "category_id"}
+            "category": "category_id", "org": "org_id"}
 _INDEX_CONSTS = ("item_benchmark", "item_category", "category_benchmark")
 # Classic NetCDF3 (version 1) addresses at most 2 GiB; bigger files need 64-bit offsets.
 _CLASSIC_LIMIT = 2**31 - 2**24
@@ -117,7 +117,10 @@ def save_flat(draws: PosteriorDraws, path: str | os.PathLike[str]) -> None:
         "item": len(draws.item_ids),
         "benchmark": len(draws.benchmark_ids),
         "category": len(draws.category_ids),
+        "org": len(draws.org_ids),
     }
+    if draws.metadata_coef is not None:
+        sizes["metadata_feature"] = draws.metadata_coef.shape[1]
     if draws.embedding_coef is not None:
         sizes["component"] = draws.embedding_coef.shape[2]
         sizes["embedding_dim"] = draws.embedding_pca_mean.shape[0]  # type: ignore[union-attr]
@@ -209,7 +212,7 @@ def load_flat(path: str | os.PathLike[str]) -> PosteriorDraws:
         for dim, var in _ID_VARS.items():
             if var in variables:
                 ids[dim] = _decode_chars(variables[var].data.copy())
-            elif dim == "category":
+            elif dim in ("category", "org"):
                 ids[dim] = ()
             else:
                 raise InputError(f"{path} lacks the id variable {var!r}")
@@ -229,6 +232,7 @@ def load_flat(path: str | os.PathLike[str]) -> PosteriorDraws:
             item_ids=ids["item"],
             benchmark_ids=ids["benchmark"],
             category_ids=ids["category"],
+            org_ids=ids["org"],
             attrs=attrs,
             **arrays,
         )

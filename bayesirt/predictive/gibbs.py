@@ -17,7 +17,7 @@ class Gibbs:
     """Metropolis-within-Gibbs on one new benchmark, vectorised over S chains (draws)."""
 
     def __init__(self, rng: np.random.Generator, pop: dict, state: dict, eta: np.ndarray,
-                 known: np.ndarray, lab_models: np.ndarray, lab_items: np.ndarray,
+                 eta_var: np.ndarray, lab_models: np.ndarray, lab_items: np.ndarray,
                  lab_sign: np.ndarray, guess: np.ndarray | None, rasch: bool) -> None:
         self.rng = rng
         self.pop = pop
@@ -29,8 +29,9 @@ class Gibbs:
         items, j_idx = np.unique(lab_items, return_inverse=True)
         self.m_idx, self.j_idx, self.sign = m_idx, j_idx, lab_sign[None, :]
         self.n_m, self.n_j = self.models.size, items.size
-        self.eta = eta[:, self.models]  # (S, n_m)
-        self.known = known[self.models]
+        # General ability of each labelled model: mean (S, n_m) and variance (0 = known).
+        self.eta = eta[:, self.models]
+        self.eta_var = eta_var[:, self.models]
         # Row orders and segment starts for per-model and per-item sums of the likelihood.
         self.by_m = np.argsort(m_idx, kind="stable")
         self.start_m = np.searchsorted(m_idx[self.by_m], np.arange(self.n_m))
@@ -54,10 +55,13 @@ class Gibbs:
     # -- densities -----------------------------------------------------------------------
 
     def _theta_prior_mean(self, rho: np.ndarray) -> np.ndarray:
-        return np.where(self.known[None, :], rho[:, None] * self.eta, 0.0)
+        return rho[:, None] * self.eta
 
     def _theta_prior_sd(self, rho: np.ndarray) -> np.ndarray:
-        return np.where(self.known[None, :], np.sqrt(1.0 - rho**2)[:, None], 1.0)
+        # theta = rho eta + sqrt(1 - rho^2) eps with eta ~ N(mean, var): 0 only where the
+        # loading is 1 and eta is known (one ability everywhere).
+        r2 = (rho**2)[:, None]
+        return np.sqrt(np.maximum(1.0 - r2 + r2 * self.eta_var, 0.0))
 
     def _loglik(self, theta: np.ndarray, b: np.ndarray, la: np.ndarray) -> np.ndarray:
         """Log-likelihood of every label, (S, L)."""
@@ -69,13 +73,12 @@ class Gibbs:
         return np.where(self.sign > 0, lp1, np.log1p(-g) + log_expit(-x))
 
     def _theta_logprior(self, theta: np.ndarray, logit_rho: np.ndarray) -> np.ndarray:
+        """Log N(theta | rho eta, sd) per (chain, model); 0 where sd is 0 (theta fixed)."""
         rho = sigmoid(logit_rho)
         sd = self._theta_prior_sd(rho)
-        if np.any(sd == 0):  # loading 1: the ability IS the general one
-            return np.where(sd == 0, 0.0, -0.5 * ((theta - self._theta_prior_mean(rho))
-                                                  / np.where(sd == 0, 1.0, sd)) ** 2
-                            - np.log(np.where(sd == 0, 1.0, sd)))
-        return -0.5 * ((theta - self._theta_prior_mean(rho)) / sd) ** 2 - np.log(sd)
+        safe = np.where(sd > 0, sd, 1.0)
+        lp = -0.5 * ((theta - self._theta_prior_mean(rho)) / safe) ** 2 - np.log(safe)
+        return np.where(sd > 0, lp, 0.0)
 
     def _accept(self, log_ratio: np.ndarray) -> np.ndarray:
         return np.log(self.rng.uniform(size=log_ratio.shape)) < log_ratio
@@ -87,14 +90,13 @@ class Gibbs:
     # -- blocks ----------------------------------------------------------------------------
 
     def _update_theta(self, rate: float) -> None:
-        if np.any(np.isposinf(self.state["logit_rho"])):
-            return  # loading 1: abilities fixed at the general ones
+        movable = self._theta_prior_sd(sigmoid(self.state["logit_rho"])) > 0
         prop = self.theta + self.step["theta"] * self.rng.standard_normal(self.theta.shape)
         lr = self.state["logit_rho"]
         d_ll = self._loglik(prop, self.b, self.la) - self._loglik(self.theta, self.b, self.la)
         ratio = (np.add.reduceat(d_ll[:, self.by_m], self.start_m, axis=1)
                  + self._theta_logprior(prop, lr) - self._theta_logprior(self.theta, lr))
-        acc = self._accept(ratio)
+        acc = self._accept(ratio) & movable
         self.theta = np.where(acc, prop, self.theta)
         self._adapt("theta", acc, rate)
 
@@ -121,8 +123,8 @@ class Gibbs:
     def _update_shift(self, rate: float) -> None:
         """Shift abilities, difficulties and mu_b together (the likelihood is unchanged)."""
         st = self.state
-        if np.any(np.isposinf(st["logit_rho"])):
-            return  # loading 1: abilities are fixed, nothing to shift along
+        if np.any(self._theta_prior_sd(sigmoid(st["logit_rho"])) == 0):
+            return  # some abilities are fixed (loading 1): the shift would move them
         delta = self.step["shift"] * self.rng.standard_normal(self.S)
         lr = st["logit_rho"]
         th = self.theta + delta[:, None]
@@ -162,9 +164,9 @@ class Gibbs:
             acc = self._accept(ratio) & (scale > 0)
             st[log_sd] = np.where(acc, prop, cur)
             self._adapt(log_sd, acc, rate)
-        # Loading, from the labelled known models' abilities and general abilities.
+        # Loading, from the labelled models' abilities and general abilities.
         loc, scale = self.pop["logit_rho"]
-        if np.all(np.isfinite(st["logit_rho"])) and self.known.any():
+        if np.all(np.isfinite(st["logit_rho"])):
             cur = st["logit_rho"]
             prop = cur + self.step["logit_rho"] * self.rng.standard_normal(self.S)
             ratio = (self._theta_logprior(self.theta, prop)

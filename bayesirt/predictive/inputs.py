@@ -21,8 +21,9 @@ import numpy as np
 from ..errors import InputError
 from .draws import PosteriorDraws
 from .items import ItemInfo, new_items_from_arrays
+from .subjects import ModelInfo
 
-__all__ = ["engine_inputs", "evidence", "neighbours", "new_items", "test_pairs"]
+__all__ = ["engine_inputs", "evidence", "neighbours", "new_items", "new_models", "test_pairs"]
 
 
 def new_items(draws: PosteriorDraws, data: Any) -> dict[str, ItemInfo]:
@@ -54,6 +55,35 @@ def new_items(draws: PosteriorDraws, data: Any) -> dict[str, ItemInfo]:
         cats[np.asarray(data.item_category)[rows]].tolist(),
         emb,
     )
+
+
+def new_models(draws: PosteriorDraws, data: Any) -> dict[str, ModelInfo]:
+    """Describe every model of ``data`` the posterior does not know, from its metadata.
+
+    Parameters
+    ----------
+    draws : PosteriorDraws
+    data : IRTData-like
+        ``model_ids``, ``model_org``, ``model_param_count``, ``model_is_instruct`` and
+        (optionally) ``model_release_year``.
+
+    Returns
+    -------
+    dict of str to ModelInfo
+    """
+    known = set(draws.model_ids)
+    released = getattr(data, "model_release_year", None)
+    out = {}
+    for j, m in enumerate(data.model_ids):
+        if m in known:
+            continue
+        out[m] = ModelInfo(
+            org=str(data.model_org[j]) if data.model_org is not None else "",
+            param_count=float(data.model_param_count[j]),
+            is_instruct=float(data.model_is_instruct[j]),
+            release_year=float(released[j]) if released is not None else float("nan"),
+        )
+    return out
 
 
 def evidence(draws: PosteriorDraws, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -144,9 +174,12 @@ def engine_inputs(draws: PosteriorDraws, data: Any, *, use_neighbours: bool = Fa
     Returns
     -------
     dict
-        ``new_items``, ``evidence`` and, when asked for and possible, ``neighbours``.
+        ``new_items``, ``new_models``, ``evidence`` and, when asked for and possible,
+        ``neighbours``.
     """
-    out: dict[str, Any] = {"new_items": new_items(draws, data), "evidence": evidence(draws, data)}
+    out: dict[str, Any] = {"new_items": new_items(draws, data),
+                           "new_models": new_models(draws, data),
+                           "evidence": evidence(draws, data)}
     nb = neighbours(data) if use_neighbours else None
     if nb is not None:
         out["neighbours"] = nb

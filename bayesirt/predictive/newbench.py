@@ -141,7 +141,8 @@ class NewBenchmarks:
     # -- one benchmark -----------------------------------------------------------------------
 
     def draw(self, key: str, lab_models: np.ndarray, lab_items: np.ndarray,
-             lab_sign: np.ndarray) -> NewBenchmarkState:
+             lab_sign: np.ndarray,
+             extra_prior: tuple[np.ndarray, np.ndarray] | None = None) -> NewBenchmarkState:
         """Level parameters and abilities of new benchmark ``key`` given its labels.
 
         The result depends only on the posterior, ``key``, the labels' content and the
@@ -158,6 +159,8 @@ class NewBenchmarks:
             Item id of each label.
         lab_sign : ndarray of float64, shape (L,)
             ``2 y - 1``.
+        extra_prior : (mean, var), each ndarray (S, n_unknown), optional
+            General-ability prior of the models after the posterior's own (default N(0, 1)).
 
         Returns
         -------
@@ -181,11 +184,16 @@ class NewBenchmarks:
         state = {k: loc + scale * z[:, n] for n, (k, (loc, scale)) in enumerate(pop.items())}
         general = self._general()
         n_known = len(self.d.model_ids)
+        # Every model's general ability: known ones from the draws (variance 0), unknown ones
+        # from their prior (metadata, or N(0, 1)).
         eta = np.zeros((S, self.M))
-        known = np.zeros(self.M, bool)
+        eta_var = np.ones((S, self.M))
+        if extra_prior is not None and self.M > n_known:
+            eta[:, n_known:] = extra_prior[0][sub]
+            eta_var[:, n_known:] = extra_prior[1][sub]
         if general is not None:
             eta[:, :n_known] = general[0][sub]
-            known[:n_known] = True
+            eta_var[:, :n_known] = 0.0
             if bool(general[1]):  # one ability everywhere (Rasch, 2PL): loading 1, fixed
                 pop["logit_rho"] = (np.full(S, np.inf), np.zeros(S))
                 state["logit_rho"] = np.full(S, np.inf)
@@ -195,7 +203,7 @@ class NewBenchmarks:
             state["logit_rho"] = np.full(S, -np.inf)
         guess = None if self.guess is None else self.guess[sub]
         if n_lab:
-            chain = Gibbs(rng, pop, state, eta, known, lab_models, lab_items, lab_sign,
+            chain = Gibbs(rng, pop, state, eta, eta_var, lab_models, lab_items, lab_sign,
                            guess, self.rasch)
             chain.run()
             state, theta_lab, lab_m = chain.state, chain.theta, chain.models
@@ -210,8 +218,8 @@ class NewBenchmarks:
         for m in range(n_known, self.M):
             own = np.random.default_rng(_seed(key, [self.model_ids[m]], [""], [0.0]))
             eps[:, m] = _stratified_normal(own, S, 1)[:, 0]
-        ability = np.where(known[None, :], rho[:, None] * eta, 0.0) + np.where(
-            known[None, :], np.sqrt(1.0 - rho**2)[:, None], 1.0) * eps
+        r2 = (rho**2)[:, None]
+        ability = rho[:, None] * eta + np.sqrt(np.maximum(1.0 - r2 + r2 * eta_var, 0.0)) * eps
         ability[:, lab_m] = theta_lab
         sd_l = np.zeros(S) if self.rasch else np.exp(state["log_sd_l"])
         return NewBenchmarkState(sub=sub, mu_b=state["mu_b"], sd_b=np.exp(state["log_sd_b"]),
@@ -219,8 +227,9 @@ class NewBenchmarks:
 
 
 def new_benchmark_states(draws: PosteriorDraws, new_bench_ids: list[str], new_ids: list[str],
-                         new_bench: np.ndarray, lab: LabelRows,
-                         model_ids: Sequence[str]) -> list[NewBenchmarkState]:
+                         new_bench: np.ndarray, lab: LabelRows, model_ids: Sequence[str],
+                         extra_prior: tuple[np.ndarray, np.ndarray] | None = None
+                         ) -> list[NewBenchmarkState]:
     """Level parameters and abilities of each unknown benchmark of a call, given its labels.
 
     Parameters
@@ -235,6 +244,8 @@ def new_benchmark_states(draws: PosteriorDraws, new_bench_ids: list[str], new_id
         The call's labels and evidence as indices.
     model_ids : sequence of str
         The engine's models (the posterior's, then unknown ones), by engine index.
+    extra_prior : (mean, var), each ndarray (S, n_unknown), optional
+        The unknown models' general-ability prior (:func:`.subjects.general_ability_prior`).
 
     Returns
     -------
@@ -251,7 +262,7 @@ def new_benchmark_states(draws: PosteriorDraws, new_bench_ids: list[str], new_id
     for c, key in enumerate(new_bench_ids):
         rows = new_rows[row_bench == K + c]
         item_ids = np.asarray([new_ids[j] for j in lab.ii[rows]], dtype=object)
-        states.append(nb.draw(key, lab.mi[rows], item_ids, lab.sign[rows]))
+        states.append(nb.draw(key, lab.mi[rows], item_ids, lab.sign[rows], extra_prior))
     return states
 
 

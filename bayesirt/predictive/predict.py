@@ -11,6 +11,7 @@ from .draws import PosteriorDraws
 from .engine import _Engine
 from .items import ItemInfo
 from .labels import _as_pairs
+from .subjects import ModelInfo
 from .weights import P_MIN, _group_by_item, _progress
 
 __all__ = ["predict_pairs"]
@@ -22,6 +23,7 @@ def predict_pairs(
     item_ids: Sequence[str],
     *,
     new_items: Mapping[str, ItemInfo] | None = None,
+    new_models: Mapping[str, ModelInfo] | None = None,
     labels: Any = None,
     evidence: Any = None,
     quad_nodes: tuple[int, int] | int = (49, 13),
@@ -44,6 +46,9 @@ def predict_pairs(
         prior given their labels/evidence (see :mod:`.unknown`).
     new_items : mapping of str to ItemInfo, optional
         Description (benchmark, category, embedding) of items the posterior does not know.
+    new_models : mapping of str to ModelInfo, optional
+        Metadata of models the posterior does not know (their ability prior, when the
+        posterior was fitted with metadata; see :mod:`.subjects`).
     labels : optional
         Revealed labels: ``(model_ids, item_ids, y)`` arrays, a list of such triples, or a
         list of dicts with ``model_id``, ``item_id`` and a label key (``response``, ``label``,
@@ -98,7 +103,7 @@ def predict_pairs(
     """
     models, items = _as_pairs(model_ids, item_ids)
     eng = _Engine(draws, models, items, new_items, labels, evidence, quad_nodes, max_draws,
-                  min_ess, item_draws, neighbours, n_neighbours)
+                  min_ess, item_draws, neighbours, n_neighbours, new_models)
     out = np.empty(models.shape[0])
     groups = _group_by_item(items)
     for item, rows in _progress(groups, len(groups), progress, "predict"):

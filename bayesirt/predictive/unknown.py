@@ -43,12 +43,18 @@ class UnknownAbilities:
         Labels and evidence as indices; the rows of each unknown model shape its ability.
     new_bench_states : list of NewBenchmarkState, optional
         Every model's abilities on the unknown benchmarks, in column order.
+    general_prior : (mean, var), each ndarray (S, n_unknown), optional
+        The unknown models' general-ability prior (:func:`.subjects.general_ability_prior`);
+        with the posterior's loadings it gives each benchmark's ability prior. Without it (or
+        without general abilities in the posterior) the population prior
+        ``Normal(ability_pop_loc, ability_pop_scale)`` is used.
     """
 
     def __init__(self, draws: PosteriorDraws, prior: ItemPrior, n_unknown: int,
-                 lab: LabelRows, new_bench_states: list[NewBenchmarkState] | None = None
-                 ) -> None:
+                 lab: LabelRows, new_bench_states: list[NewBenchmarkState] | None = None,
+                 general_prior: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.new_bench_states = new_bench_states or []
+        self.general_prior = general_prior
         self.d = draws
         self.S = draws.n_draws
         self.prior = prior
@@ -96,12 +102,12 @@ class UnknownAbilities:
             # posterior mean (the posterior is narrow once the model has many responses).
             grid = np.linspace(-6.0, 6.0, 41)
             if on_k.size:
-                logp, _ = self._ability_logpost(k, grid, rows, known, kb)
+                logp, _ = self._ability_logpost(k, grid, rows, known, kb, mi)
                 w = _normalise_log(logp.reshape(-1)).reshape(logp.shape).sum(axis=0)
                 m = float(w @ grid)
                 sdp = float(np.sqrt(max(w @ (grid - m) ** 2, 0.0)))
                 grid = m + max(1.25 * sdp, 0.02) * np.linspace(-6.0, 6.0, 81)
-            logp, a = self._ability_logpost(k, grid, rows, known, kb)
+            logp, a = self._ability_logpost(k, grid, rows, known, kb, mi)
             mx = logp.max(axis=1, keepdims=True)
             cdf = np.cumsum(np.exp(logp - mx), axis=1)
             # The draws are NOT re-weighted by this model's marginal likelihood ("cut"): one
@@ -112,11 +118,19 @@ class UnknownAbilities:
             pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
             self.A[:, mi, k] = a[np.arange(self.S), pos]
 
+    def _prior(self, mi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ability prior (loc, sd), each (S, 1), of unknown model ``mi`` on benchmark ``k``."""
+        if self.general_prior is None or self.d.general_ability is None:
+            return self.prior.pop_loc[:, k][:, None], self.prior.pop_sd[:, k][:, None]
+        n = mi - len(self.d.model_ids)
+        mean, var = self.general_prior[0][:, n], self.general_prior[1][:, n]
+        rho = np.ones(self.S) if self.d.loading is None else self.d.loading[:, k]
+        return (rho * mean)[:, None], np.sqrt(rho**2 * var + 1.0 - rho**2)[:, None]
+
     def _ability_logpost(self, k: int, grid: np.ndarray, rows: np.ndarray, known: np.ndarray,
-                         kb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log posterior (S, G) of an unknown model's ability at ``loc + sd * grid``."""
-        loc = self.prior.pop_loc[:, k][:, None]
-        sd = self.prior.pop_sd[:, k][:, None]
+                         kb: np.ndarray, mi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Log posterior (S, G) of unknown model ``mi``'s ability at ``loc + sd * grid``."""
+        loc, sd = self._prior(mi, k)
         a = loc + sd * grid[None, :]  # (S, G)
         logp = np.broadcast_to(-0.5 * grid**2, a.shape).copy()
         g = None if self.prior.guess is None else self.prior.guess[:, k][:, None, None]

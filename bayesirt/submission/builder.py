@@ -8,6 +8,7 @@ ZIP root::
     bayesirt_runtime/predictive/*.py  byte-for-byte copies of the package bayesirt/predictive/
     bayesirt_runtime/data.py          byte-for-byte copy of bayesirt/data.py
     bayesirt_runtime/errors.py        byte-for-byte copy of bayesirt/errors.py
+    bayesirt_runtime/features.py      byte-for-byte copy of bayesirt/features.py
     bayesirt_runtime/glue.py          calls of predictive from the platform's dicts (templates/)
     posterior_flat.nc                 the flat NetCDF3 artifact (predictive.save_flat)
     manifest.json                     version, model, config, fingerprint, draws, sha256s
@@ -56,14 +57,15 @@ MANIFEST_NAME = "manifest.json"
 RUNTIME_PACKAGE = "bayesirt_runtime"
 #: Modules of the package copied verbatim into the runtime package (besides the whole
 #: ``predictive/`` package, see :func:`_runtime_files`).
-RUNTIME_MODULES = ("data.py", "errors.py")
+RUNTIME_MODULES = ("data.py", "errors.py", "features.py")
 #: Package of bayesirt copied verbatim (every ``*.py`` in it) into the runtime package.
 RUNTIME_SUBPACKAGE = "predictive"
 
 _RUNTIME_INIT = '''"""bayesirt's numpy-only runtime, copied from bayesirt {version}.
 
-predictive/, data.py and errors.py are byte-for-byte copies of bayesirt/predictive/,
-bayesirt/data.py and bayesirt/errors.py (sha256 in ../manifest.json); they import each
+predictive/, data.py, errors.py and features.py are byte-for-byte copies of
+bayesirt/predictive/, bayesirt/data.py, bayesirt/errors.py and bayesirt/features.py
+(sha256 in ../manifest.json); they import each
 other relatively. glue.py turns the platform's calls into calls of predictive. They need
 numpy, scipy and pandas only.
 """
@@ -191,8 +193,8 @@ def _auto_draws(tree) -> int:
 
 
 #: Arguments of predict_pairs / score_pairs that the glue fills in itself.
-_RESERVED = frozenset({"draws", "model_ids", "item_ids", "new_items", "labels", "evidence",
-                       "progress", "method"})
+_RESERVED = frozenset({"draws", "model_ids", "item_ids", "new_items", "new_models", "labels",
+                       "evidence", "progress", "method"})
 
 
 def _check_options(options, func_name: str) -> dict:

@@ -68,7 +68,9 @@ def _fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None
             tree.close()
         if str(attrs.get("fingerprint", "")) == rest.fingerprint:
             echo(f"reusing {path} (fitted on the same data)")
-            return {"reused": True}
+            record = path.with_suffix(".json")
+            saved = json.loads(record.read_text()) if record.is_file() else {}
+            return {**saved, "reused": True}
     from bayesirt.inference import FitConfig, convergence_headline, format_headline
     from bayesirt.inference import fit as _fit
     from bayesirt.posteriors import save
@@ -88,9 +90,11 @@ def _fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None
     scalars = {k: (v if isinstance(v, str) else float(v)) for k, v in headline.items()
                if isinstance(v, str) or np.isscalar(v)}
     scalars["steps_per_draw"] = float(np.mean(result.sample_stats["n_steps"]))
-    return {"reused": False, "passed": bool(passed),
-            "wall_s": float(result.provenance["sampling_wall_seconds"]),
-            "headline": scalars}
+    record = {"reused": False, "passed": bool(passed),
+              "wall_s": float(result.provenance["sampling_wall_seconds"]), "headline": scalars}
+    # Beside the posterior, so a later run that reuses the fit still reports its numbers.
+    path.with_suffix(".json").write_text(json.dumps(record))
+    return record
 
 
 def run_heldout(rng_key: Any, data_path: str | os.PathLike, out_dir: str | os.PathLike, *,

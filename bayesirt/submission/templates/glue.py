@@ -109,7 +109,8 @@ def _inputs(d: _data.IRTData) -> dict:
     """Build ``new_items`` and ``evidence`` for predictive from parsed data.
 
     Returns a dict with ``new_items`` (dict item_id -> ItemInfo for every item of ``d`` the
-    posterior lacks), ``evidence`` ((model_ids, item_ids, y) of training responses whose
+    posterior lacks), ``new_models`` (their metadata, for models the posterior lacks),
+    ``evidence`` ((model_ids, item_ids, y) of training responses whose
     model or item the posterior lacks, or None) and ``n_evidence``; built by
     ``predictive.inputs``, the implementation ``bayesirt predict`` uses.
     """
@@ -117,7 +118,8 @@ def _inputs(d: _data.IRTData) -> dict:
     new_items = _predictive.inputs.new_items(dr, d)
     evidence = _predictive.inputs.evidence(dr, d)
     n_evidence = 0 if evidence is None else len(evidence[2])
-    return {"new_items": new_items, "evidence": evidence, "n_evidence": n_evidence}
+    return {"new_items": new_items, "evidence": evidence, "n_evidence": n_evidence,
+            "new_models": _predictive.inputs.new_models(dr, d)}
 
 
 def train(train_dir: str) -> None:
@@ -223,7 +225,8 @@ def predict(train_dir: str, test_dir: str, labeled_pairs) -> list[dict]:
     t_models, t_items, prep = _pairs_and_inputs(train_dir, test_dir)
     p = _predictive.predict_pairs(
         draws(), t_models.tolist(), t_items.tolist(), new_items=prep["new_items"],
-        labels=_labels(labeled_pairs), evidence=prep["evidence"],
+        new_models=prep.get("new_models"), labels=_labels(labeled_pairs),
+        evidence=prep["evidence"],
         **_options("predict_options", _load(train_dir, test_dir)),
     )
     return [
@@ -276,7 +279,8 @@ def score(test_pairs, train_dir: str = "", test_dir: str = "") -> list[float]:
             prep["new_items"][item] = _predictive.ItemInfo(benchmark_id=b if b in benches else "")
     method = manifest().get("acquisition", "bald")
     s = _predictive.score_pairs(
-        dr, models, items, new_items=prep["new_items"], evidence=prep["evidence"],
-        method=method, **_options("score_options", d if test_dir else None),
+        dr, models, items, new_items=prep["new_items"], new_models=prep.get("new_models"),
+        evidence=prep["evidence"], method=method,
+        **_options("score_options", d if test_dir else None),
     )
     return [float(x) for x in np.asarray(s, dtype=np.float64).tolist()]
