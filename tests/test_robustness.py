@@ -56,6 +56,20 @@ def test_blame_names_the_failing_block_and_its_benchmark():
     assert len(text.splitlines()) <= 24  # one screen
 
 
+def test_blame_names_the_population_of_benchmarks():
+    rng = np.random.default_rng(5)
+    post = {"benchmark_pop_difficulty_scale": np.abs(rng.normal(size=(4, 300))),
+            "mu_difficulty": rng.normal(size=(4, 300, 2))}
+    post["benchmark_pop_difficulty_scale"] += np.arange(4)[:, None]  # stuck chains
+    dims = {"benchmark_pop_difficulty_scale": (), "mu_difficulty": ("benchmark",)}
+    coords = {"benchmark": ["bfcl", "gsm8k"]}
+    constants = {"item_benchmark": np.array([0, 1, 1])}
+    head = convergence_headline(post, _stats(), 10, dims, coords, constants=constants)
+    assert [b["block"] for b in head["blocks"]] == ["population of benchmarks (benchmark_pop_*)"]
+    text, _ = format_headline(head)
+    assert "rests on only 2 benchmarks" in text
+
+
 def test_divergences_are_located_at_the_narrow_end_of_a_funnel():
     rng = np.random.default_rng(4)
     sigma = np.abs(rng.normal(size=(4, 300, 1)))

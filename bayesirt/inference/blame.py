@@ -53,6 +53,14 @@ ADVICE = {
         "--target-accept 0.9 (a spread pinned by few items or models is a funnel)"
     ),
     "general": "the general ability follows the loadings rho; try more --draws",
+    "population": (
+        "the population of benchmarks rests on only {n_bench} benchmarks (a spread of a "
+        "few values is a funnel); try more --warmup/--draws or --target-accept 0.9"
+    ),
+    "metadata": (
+        "the metadata prior (coefficients, organisation effects, residual scale); try more "
+        "--warmup/--draws, or fit without --metadata"
+    ),
     "other": "try more --warmup/--draws or --target-accept 0.9",
 }
 
@@ -130,6 +138,11 @@ class _Blocks:
             return "benchmark", bench
         if name == "theta":
             return "general", None
+        if name.startswith("benchmark_pop_"):
+            return "population", None
+        if name in ("metadata_coef", "org_scale", "org_z", "org_effect",
+                    "ability_residual_scale"):
+            return "metadata", None
         return f"other:{name}", bench
 
     def title(self, kind: str, bench: int | None) -> str:
@@ -144,6 +157,10 @@ class _Blocks:
             return f"benchmark-level parameters of {b}"
         if kind == "general":
             return "general abilities (theta)"
+        if kind == "population":
+            return "population of benchmarks (benchmark_pop_*)"
+        if kind == "metadata":
+            return "metadata ability prior"
         name = kind.split(":", 1)[1]
         return name if bench is None else f"{name} of {b}"
 
@@ -151,7 +168,8 @@ class _Blocks:
         text = ADVICE.get(kind, ADVICE["other"])
         return text.format(n_models=self.n_models.get(bench, "?"),
                            n_items=self.n_items.get(bench, "?"),
-                           n_cat=self.n_cat.get(bench, "?"))
+                           n_cat=self.n_cat.get(bench, "?"),
+                           n_bench=len(self.benchmarks) or "?")
 
 
 def _severity(rhat: float, bulk: float, tail: float) -> float:
