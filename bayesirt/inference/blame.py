@@ -26,6 +26,7 @@ BENCHMARK_LEVEL = {
     "sigma_difficulty": "difficulty spread",
     "mu_log_discrimination": "discrimination mean",
     "sigma_log_discrimination": "discrimination spread",
+    "sigma_log_discrimination_z": "discrimination spread (its non-centred coordinate)",
     "rho": "loading",
     "guess": "guessing floor",
 }
