@@ -113,12 +113,13 @@ def test_predictions_are_a_pure_function_of_the_inputs():
 
 def test_two_new_benchmarks_are_conditioned_separately():
     draws, _ = known_world(np.random.default_rng(4))
-    new = {"e0": ItemInfo("easy"), "e1": ItemInfo("easy"), "h0": ItemInfo("hard"),
-           "h1": ItemInfo("hard")}
-    labels = ([(m, "e0", 1) for m in draws.model_ids]
-              + [(m, "h0", 0) for m in draws.model_ids])
-    p = predict_pairs(draws, ["m0", "m0"], ["e1", "h1"], new_items=new, labels=labels)
-    assert p[0] - p[1] > 0.3
+    new = {f"{b}{j}": ItemInfo("easy" if b == "e" else "hard") for b in "eh" for j in range(3)}
+    # Every model right on two items of "easy", wrong on two of "hard"; predict the third.
+    labels = ([(m, f"e{j}", 1) for m in draws.model_ids for j in range(2)]
+              + [(m, f"h{j}", 0) for m in draws.model_ids for j in range(2)])
+    p = predict_pairs(draws, ["m0", "m0"], ["e2", "h2"], new_items=new, labels=labels)
+    base = predict_pairs(draws, ["m0", "m0"], ["e2", "h2"], new_items=new)
+    assert p[0] - base[0] > 0.15 and base[1] - p[1] > 0.15 and p[0] - p[1] > 0.4
 
 
 def test_one_ability_models_use_the_general_ability_with_loading_one():

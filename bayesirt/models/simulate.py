@@ -13,7 +13,7 @@ import numpy as np
 
 from bayesirt.data import IRTData
 from bayesirt.errors import InputError
-from bayesirt.models.irt import POPULATION_PRIORS
+from bayesirt.models.irt import FIXED_POPULATION, POPULATION_MIN_BENCHMARKS, POPULATION_PRIORS
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -95,8 +95,12 @@ def simulate(
     # Benchmark-level hyperparameters.
     if from_prior:
         # hier2pl's prior: the population of benchmarks first, then each benchmark from it.
-        pop = {key: (rng.normal(loc, scale) if family == "normal" else abs(rng.normal(0.0, scale)))
-               for key, (family, loc, scale) in POPULATION_PRIORS.items()}
+        if n_bench >= POPULATION_MIN_BENCHMARKS:
+            pop = {key: (rng.normal(loc, scale) if family == "normal"
+                         else abs(rng.normal(0.0, scale)))
+                   for key, (family, loc, scale) in POPULATION_PRIORS.items()}
+        else:  # too few benchmarks to estimate a population: the model fixes it
+            pop = dict(FIXED_POPULATION)
 
         def across(name: str) -> np.ndarray:
             return rng.normal(pop[f"{name}_loc"], pop[f"{name}_scale"], n_bench)
