@@ -15,7 +15,8 @@ with :math:`g_k = 0` unless the guessing floor is switched on, and :math:`a_j = 
   :math:`\mu^b_k \sim N(m_b, s_b)`, :math:`\log\sigma^b_k \sim N(m_{\sigma b}, s_{\sigma b})`,
   :math:`\mu^a_k \sim N(m_a, s_a)`, :math:`\log\sigma^a_k \sim N(m_{\sigma a}, s_{\sigma a})`
   (zero-avoiding), :math:`\operatorname{logit}\rho_k \sim N(m_\rho, s_\rho)`, with weakly
-  informative hyperpriors (:data:`POPULATION_PRIORS`).
+  informative hyperpriors (:data:`POPULATION_PRIORS`); estimated only from at least
+  :data:`POPULATION_MIN_BENCHMARKS` benchmarks, fixed (:data:`FIXED_POPULATION`) below.
 * Category level (only in benchmarks with two or more categories, e.g. MMLU-Pro subjects, BFCL
   task types): :math:`\nu_c \sim N(\mu^b_{k(c)}, \sigma^c_{k(c)})`,
   :math:`\sigma^c_k \sim N^+(1)`; elsewhere :math:`\nu_c = \mu^b_k`.
