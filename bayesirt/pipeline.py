@@ -318,7 +318,7 @@ def fit_and_save(
     InputError
         Bad data, configuration or output path (before sampling).
     """
-    from bayesirt.inference import FitConfig, convergence_headline, format_headline
+    from bayesirt.inference import FitConfig, fit_summary
     from bayesirt.inference import fit as _fit
     from bayesirt.outputs import prepare_output
 
@@ -336,11 +336,7 @@ def fit_and_save(
         f"{cfg.warmup} warmup + {cfg.draws} draws, seed {cfg.seed}"
     )
     result = _fit(rng_key, irt_data, cfg)
-    headline = convergence_headline(result.posterior, result.sample_stats,
-                                    result.max_tree_depth, result.dims, result.coords,
-                                    constants=result.constant_data)
-    text, passed = format_headline(headline,
-                                   wall_seconds=result.provenance["sampling_wall_seconds"])
+    headline, text, passed = fit_summary(result)
     echo(text)
     path, problem = _save_with_fallback(result, out, echo=echo)
     if problem is None:

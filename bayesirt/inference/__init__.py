@@ -4,8 +4,10 @@ from bayesirt.inference.nuts import (
     FitConfig,
     convergence_headline,
     fit,
+    fit_summary,
     format_headline,
 )
 from bayesirt.inference.result import FitResult
 
-__all__ = ["FitConfig", "FitResult", "convergence_headline", "fit", "format_headline"]
+__all__ = ["FitConfig", "FitResult", "convergence_headline", "fit", "fit_summary",
+           "format_headline"]

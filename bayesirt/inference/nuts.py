@@ -495,6 +495,30 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
     return worst
 
 
+def fit_summary(result: FitResult) -> tuple[dict[str, Any], str, bool]:
+    """Return a finished fit's convergence headline, its one-screen text and its verdict.
+
+    Parameters
+    ----------
+    result : FitResult
+
+    Returns
+    -------
+    headline : dict
+        :func:`convergence_headline` of the fit.
+    text : str
+        :func:`format_headline` of it, with the sampling wall time.
+    passed : bool
+        Every default threshold met.
+    """
+    headline = convergence_headline(result.posterior, result.sample_stats,
+                                    result.max_tree_depth, result.dims, result.coords,
+                                    constants=result.constant_data)
+    text, passed = format_headline(headline,
+                                   wall_seconds=result.provenance["sampling_wall_seconds"])
+    return headline, text, passed
+
+
 def format_headline(headline: dict[str, Any], *, rhat_max: float = 1.01, ess_min: float = 400,
                     wall_seconds: float | None = None) -> tuple[str, bool]:
     """One-screen convergence summary and whether it meets the thresholds.

@@ -71,7 +71,7 @@ def _fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None
             record = path.with_suffix(".json")
             saved = json.loads(record.read_text()) if record.is_file() else {}
             return {**saved, "reused": True}
-    from bayesirt.inference import FitConfig, convergence_headline, format_headline
+    from bayesirt.inference import FitConfig, fit_summary
     from bayesirt.inference import fit as _fit
     from bayesirt.posteriors import save
 
@@ -79,11 +79,7 @@ def _fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None
     echo(f"fitting {cfg.model} on {rest.source}: {rest.n_obs:,} responses, "
          f"{cfg.chains} chains x {cfg.warmup} warmup + {cfg.draws} draws")
     result = _fit(rng_key, rest, cfg)
-    headline = convergence_headline(result.posterior, result.sample_stats,
-                                    result.max_tree_depth, result.dims, result.coords,
-                                    constants=result.constant_data)
-    text, passed = format_headline(headline,
-                                   wall_seconds=result.provenance["sampling_wall_seconds"])
+    headline, text, passed = fit_summary(result)
     echo(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     save(result, path)
