@@ -97,6 +97,15 @@ def test_without_benchmark_removes_it_and_marks_the_fingerprint(small_dir):
         bdata.without_benchmark(data, "nope")
 
 
+def test_heldout_refuses_an_unknown_benchmark_before_writing(small_dir, tmp_path, capsys):
+    from bayesirt.cli import main
+
+    assert main(["heldout", str(small_dir), "--out", str(tmp_path / "lobo"),
+                 "--benchmarks", "nope"]) == 2
+    assert "no benchmark 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "lobo").exists()
+
+
 @pytest.mark.usefixtures("numpyro_lenient")
 def test_heldout_command_fits_replays_and_reports(small_dir, tmp_path, capsys):
     from bayesirt.cli import main

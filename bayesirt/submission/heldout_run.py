@@ -136,12 +136,13 @@ def run_heldout(rng_key: Any, data_path: str | os.PathLike, out_dir: str | os.Pa
 
     root = Path(data_path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     data = _data.load(root)
     todo = list(benchmarks or data.benchmark_ids)
     for b in todo:
         if b not in data.benchmark_ids:
             raise InputError(f"{root}: no benchmark {b!r} (has {list(data.benchmark_ids)})")
+    # Only once the inputs are known good: a refused run leaves nothing behind.
+    out.mkdir(parents=True, exist_ok=True)
     records: list[dict] = []
     fits: dict[str, Any] = {}
     for b in todo:
