@@ -196,10 +196,18 @@ def _cmd_acquire(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from bayesirt import pipeline
 
+    streaming = args.protocol == "streaming"
+    if args.acquisition is not None:
+        allowed = ("random", "bald") if streaming else ("bald", "epig")
+        if args.acquisition not in allowed:
+            print(f"bayesirt bundle: --acquisition {args.acquisition} is not one of {allowed} "
+                  f"for --protocol {args.protocol}", file=sys.stderr)
+            return 2
     info = pipeline.bundle(
         args.posterior, args.out, strict=args.strict, max_draws=args.draws or "auto",
-        acquisition=args.acquisition,
-        predict_options={"neighbours": True} if args.neighbours else None,
+        acquisition=args.acquisition, protocol=args.protocol,
+        # The streaming protocol has no training items to find neighbours among.
+        predict_options={"neighbours": True} if args.neighbours and not streaming else None,
     )
     print(info)
     return 0
@@ -480,11 +488,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bundle", "package a competition submission ZIP",
             "Write model.py, labeling.py, the numpy-only runtime and the thinned posterior "
-            "(NetCDF3) into a ZIP that runs without JAX.")
+            "(NetCDF3) into a ZIP that runs without JAX. --protocol batch (default): the "
+            "seed's train / predict(train_dir, test_dir, labeled_pairs) / score_pairs. "
+            "--protocol streaming: the live platform's predict(input, labeled) -> float and "
+            "acquisition_function(input, labeled, context) -> bool, numpy + scipy only "
+            "(check it with `bayesirt evaluate ZIP DATA --protocol streaming`).")
     p.add_argument("posterior", help="posterior NetCDF written by `bayesirt fit`")
     p.add_argument("--out", required=True, help="ZIP to write")
     p.add_argument("--draws", type=int, default=0, help="draws kept (0: automatic)")
-    p.add_argument("--acquisition", default="bald", choices=("bald", "epig"))
+    p.add_argument("--protocol", default="batch", choices=("batch", "streaming"),
+                   help="which platform interface the ZIP serves")
+    p.add_argument("--acquisition", default=None, choices=("bald", "epig", "random"),
+                   help="batch: score_pairs' method (bald, default; epig). streaming: the "
+                        "hook's policy (random, default: the platform's own rule; bald)")
     p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=True,
                    help="predictions in the ZIP use the neighbour difficulty prior, as "
                         "`bayesirt predict` does (built from train_dir's embeddings)")

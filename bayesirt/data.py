@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError  # relative: data.py also ships in the bundle's runtime
+from .features import parse_release_date  # one date parser for files and streaming subjects
 
 __all__ = [
     "LABEL_KEYS",
@@ -49,6 +50,7 @@ __all__ = [
     "parse_is_instruct",
     "parse_param_count",
     "parse_release_date",
+    "read_item_texts",
     "read_labeled_pairs",
     "read_pairs",
     "summarize",
@@ -733,45 +735,6 @@ def parse_is_instruct(value: Any) -> float:
     raise InputError(f"is_instruct {value!r} is not True/False/1/0/yes/no or blank")
 
 
-def parse_release_date(value: Any) -> float:
-    """Parse a release date (``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``) into a fractional year.
-
-    Parameters
-    ----------
-    value : str or None
-
-    Returns
-    -------
-    float
-        e.g. ``"2024-07-01"`` -> 2024.496 (day of year over the year's length), ``"2024"`` ->
-        2024.5 (mid-year); NaN when blank / unknown.
-
-    Raises
-    ------
-    ValueError
-        When the value is not such a date.
-    """
-    if _is_blank(value):
-        return math.nan
-    text = str(value).strip()
-    if text.lower() in _MISSING_TOKENS:
-        return math.nan
-    import datetime as _dt
-
-    try:
-        if len(text) == 4 and text.isdigit():
-            return float(text) + 0.5
-        if len(text) == 7:
-            text = f"{text}-15"
-        day = _dt.date.fromisoformat(text[:10])
-    except ValueError:
-        raise InputError(
-            f"release_date {value!r} is not a date (use YYYY-MM-DD, YYYY-MM or YYYY)") from None
-    start = _dt.date(day.year, 1, 1)
-    length = (_dt.date(day.year + 1, 1, 1) - start).days
-    return day.year + (day - start).days / length
-
-
 def _parse_column(values: np.ndarray, parser: Any, where: _Where) -> np.ndarray:
     """Apply a scalar parser once per distinct value; errors name the first row holding it."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
@@ -1313,6 +1276,41 @@ def _assemble(train: _Train, test: _Test | None, fingerprint: str) -> IRTData:
         fingerprint=fingerprint,
         source=train.source,
     )
+
+
+def read_item_texts(root: str | os.PathLike[str]) -> dict[str, tuple[str, str]]:
+    """Text and category of every item of a data root (train and test items files).
+
+    The streaming coordinator shows items to a submission as the platform does
+    (``item_content``); nothing else reads the text.
+
+    Parameters
+    ----------
+    root : path-like
+        A data root with ``train/train_items.csv`` (and optionally ``test/test_items.csv``).
+
+    Returns
+    -------
+    dict of str to (str, str)
+        item_id -> (item_text, category); blank text where the column is absent.
+
+    Raises
+    ------
+    ValueError
+        Missing train items file, missing item_id column, non-UTF-8 text.
+    """
+    root = Path(root)
+    out: dict[str, tuple[str, str]] = {}
+    for path in (root / "train" / "train_items.csv", root / "test" / "test_items.csv"):
+        if not path.is_file() and path.parent.name == "test":
+            continue
+        frame = _read_csv(path, ["item_id"], ["item_text", "category"], allow_no_rows=True)
+        ids = _strings(frame, "item_id")
+        text = _strings(frame, "item_text") if "item_text" in frame else np.full(len(ids), "")
+        cat = _strings(frame, "category") if "category" in frame else np.full(len(ids), "")
+        for i, t, c in zip(ids.tolist(), text.tolist(), cat.tolist(), strict=True):
+            out.setdefault(str(i), ("" if _is_blank(t) else str(t), "" if _is_blank(c) else str(c)))
+    return out
 
 
 def read_pairs(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -19,9 +19,16 @@ an organisation the posterior does not know gets the population mean, 0).
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
+import re
+
 import numpy as np
 
-__all__ = ["FEATURES", "model_features", "org_index"]
+from .errors import InputError  # relative: this module also ships in the bundles' runtime
+
+__all__ = ["FEATURES", "instruct_from_name", "model_features", "org_index",
+           "param_count_from_name", "parse_release_date"]
 
 FEATURES = ("log10_params", "params_unknown", "instruct", "instruct_unknown", "release_year",
             "release_unknown")
@@ -90,3 +97,64 @@ def org_index(orgs: list[str] | tuple[str, ...], org_ids: tuple[str, ...]) -> np
     pos = {o: k for k, o in enumerate(org_ids)}
     return np.asarray([pos.get(str(o).strip(), -1) if str(o).strip() else -1 for o in orgs],
                       dtype=np.int64)
+
+
+#: Text a blank metadata field may hold.
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "none", "null", "unknown", "?"})
+# A size in a model's name: "70b", "1.5B", "8x7b", "350m" (between separators).
+_NAME_SIZE = re.compile(r"(?:^|[-_/ .:])(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])(?=$|[-_/ .:])", re.I)
+_NAME_INSTRUCT = re.compile(r"(instruct|chat|-it(?:$|[-_])|rlhf|sft|dpo|assistant)", re.I)
+
+
+def parse_release_date(value: object) -> float:
+    """Parse a release date (``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``) into a fractional year.
+
+    Parameters
+    ----------
+    value : str or None
+
+    Returns
+    -------
+    float
+        e.g. ``"2024-07-01"`` -> 2024.496 (day of year over the year's length), ``"2024"`` ->
+        2024.5 (mid-year); NaN when blank / unknown.
+
+    Raises
+    ------
+    InputError
+        When the value is not such a date (a ``ValueError``).
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    text = str(value).strip()
+    if text.lower() in MISSING_TOKENS:
+        return math.nan
+    try:
+        if len(text) == 4 and text.isdigit():
+            return float(text) + 0.5
+        if len(text) == 7:
+            text = f"{text}-15"
+        day = _dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise InputError(
+            f"release_date {value!r} is not a date (use YYYY-MM-DD, YYYY-MM or YYYY)") from None
+    start = _dt.date(day.year, 1, 1)
+    length = (_dt.date(day.year + 1, 1, 1) - start).days
+    return day.year + (day - start).days / length
+
+
+def param_count_from_name(name: str) -> float:
+    """Parameter count read from a model's name (``"llama-3-70b-instruct"`` -> 7e10).
+
+    Mixtures (``"8x7b"``) count all experts. NaN when the name states no size.
+    """
+    found = _NAME_SIZE.findall(str(name))
+    if not found:
+        return math.nan
+    mult, num, unit = found[-1]
+    return (int(mult) if mult else 1) * float(num) * (1e9 if unit.lower() == "b" else 1e6)
+
+
+def instruct_from_name(name: str) -> float:
+    """1.0 when the name marks an instruct / chat model, NaN otherwise (base is not implied)."""
+    return 1.0 if _NAME_INSTRUCT.search(str(name)) else math.nan

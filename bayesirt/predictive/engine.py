@@ -198,7 +198,8 @@ n_neighbours, new_models
 
         self.logw_draw = np.zeros(self.S)
         self.A = UnknownAbilities(draws, self.prior, len(self.extra_models), self.lab,
-                                  self.new_bench_states, self.extra_prior).build()
+                                  self.new_bench_states, self.extra_prior,
+                                  self.extra_models).build()
         self._reweight_known()
         self.w_draw = _normalise_log(self.logw_draw)
         self.A32 = self.A.astype(np.float32)

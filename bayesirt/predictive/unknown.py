@@ -15,6 +15,9 @@ columns ``K, K + 1, ...``, NaN outside the draws that benchmark's chains ran on.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 import numpy as np
 
 from .draws import PosteriorDraws
@@ -48,11 +51,18 @@ class UnknownAbilities:
         with the posterior's loadings it gives each benchmark's ability prior. Without it (or
         without general abilities in the posterior) the population prior
         ``Normal(ability_pop_loc, ability_pop_scale)`` is used.
+    unknown_ids : sequence of str, optional
+        The unknown models' ids (length ``n_unknown``): each model's strata are offset by a
+        hash of its own id, so its abilities do not depend on which other unknown models a
+        call names (the streaming protocol needs predictions that are pure functions of
+        their inputs). Without ids, offsets follow the engine index.
     """
 
     def __init__(self, draws: PosteriorDraws, prior: ItemPrior, n_unknown: int,
                  lab: LabelRows, new_bench_states: list[NewBenchmarkState] | None = None,
-                 general_prior: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 general_prior: tuple[np.ndarray, np.ndarray] | None = None,
+                 unknown_ids: Sequence[str] | None = None) -> None:
+        self.unknown_ids = None if unknown_ids is None else [str(m) for m in unknown_ids]
         self.new_bench_states = new_bench_states or []
         self.general_prior = general_prior
         self.d = draws
@@ -114,9 +124,16 @@ class UnknownAbilities:
             # new model says little about the population, and with hundreds of responses the
             # weights would collapse onto a few draws for no real gain.
             cdf = cdf / cdf[:, -1:]
-            u = self._strata(np.array([(mi * _GOLDEN + k * 0.3819660112501051) % 1.0]))[:, 0]
+            u = self._strata(np.array([(self._offset(mi) + k * 0.3819660112501051) % 1.0]))[:, 0]
             pos = (cdf < u[:, None]).sum(axis=1).clip(0, grid.size - 1)
             self.A[:, mi, k] = a[np.arange(self.S), pos]
+
+    def _offset(self, mi: int) -> float:
+        """Stratum offset of unknown model ``mi`` in [0, 1): from its id when known."""
+        if self.unknown_ids is None:
+            return (mi * _GOLDEN) % 1.0
+        name = self.unknown_ids[mi - len(self.d.model_ids)]
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") / 2.0**64
 
     def _prior(self, mi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Ability prior (loc, sd), each (S, 1), of unknown model ``mi`` on benchmark ``k``."""

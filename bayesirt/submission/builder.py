@@ -52,6 +52,13 @@ DEFAULT_MAX_DRAWS = _predictive_default_draws()
 AUTO_TARGET_BYTES = 95_000_000
 #: Acquisition methods ``labeling.score_pairs`` may use (``bayesirt.predictive.score_pairs``).
 ACQUISITIONS = ("bald", "epig")
+#: Protocols a bundle serves: the seed's train/predict/score_pairs, or the live streaming one.
+PROTOCOLS = ("batch", "streaming")
+#: Acquisition policies of a streaming bundle's hook (``predictive.streaming``).
+STREAM_ACQUISITIONS = ("random", "bald")
+#: Runtime modules a streaming bundle leaves out (data.py parses files and needs pandas; the
+#: streaming protocol has no files).
+_STREAM_EXCLUDED = ("data.py",)
 ARTIFACT_NAME = "posterior_flat.nc"
 MANIFEST_NAME = "manifest.json"
 RUNTIME_PACKAGE = "bayesirt_runtime"
@@ -119,7 +126,7 @@ def _package_bytes(name: str) -> bytes:
     return res.read_bytes()
 
 
-def _runtime_files() -> dict[str, bytes]:
+def _runtime_files(protocol: str = "batch") -> dict[str, bytes]:
     """Every runtime file by its path inside ``bayesirt_runtime/``, read from the package.
 
     Returns
@@ -144,7 +151,8 @@ def _runtime_files() -> dict[str, bytes]:
         )
     out = {f"{RUNTIME_SUBPACKAGE}/{n}": _package_bytes(f"{RUNTIME_SUBPACKAGE}/{n}")
            for n in names}
-    out.update({name: _package_bytes(name) for name in RUNTIME_MODULES})
+    out.update({name: _package_bytes(name) for name in RUNTIME_MODULES
+                if protocol == "batch" or name not in _STREAM_EXCLUDED})
     return out
 
 
@@ -259,9 +267,10 @@ def build_bundle(
     out_zip: str | Path,
     *,
     max_draws: int | str | None = "auto",
-    acquisition: str = "bald",
+    acquisition: str | None = None,
     predict_options: dict | None = None,
     score_options: dict | None = None,
+    protocol: str = "batch",
 ) -> BundleInfo:
     """Write the submission ZIP for a fitted posterior.
 
@@ -278,14 +287,21 @@ def build_bundle(
         artifact stays under :data:`AUTO_TARGET_BYTES` (about 800 draws for real-multibench).
         Keep at most this many flattened draws (evenly spaced); None keeps all. Prediction
         time and ZIP size grow linearly with it.
-    acquisition : {"bald", "epig"}, optional
-        The method ``labeling.score_pairs`` passes to ``predictive.score_pairs``.
+    acquisition : str, optional
+        Batch: the method ``labeling.score_pairs`` passes to ``predictive.score_pairs``
+        (``"bald"``, default, or ``"epig"``). Streaming: the hook's policy, ``"random"``
+        (default: the platform's own rule) or ``"bald"``.
     predict_options, score_options : dict, optional
         Extra keyword arguments of ``predictive.predict_pairs`` / ``predictive.score_pairs``
         (e.g. ``{"item_draws": 64}``), stored in the manifest and applied in the sandbox;
         ``{"neighbours": True}`` switches on the neighbour difficulty prior built from
         train_dir's item embeddings. Default: predictive's own defaults, which is what
-        ``bayesirt predict`` uses.
+        ``bayesirt predict`` uses. Batch only.
+    protocol : {"batch", "streaming"}, optional
+        ``"batch"``: the seed's ``train`` / ``predict(train_dir, test_dir, labeled_pairs)`` /
+        ``score_pairs``. ``"streaming"``: ``predict(input, labeled) -> float`` and
+        ``acquisition_function(input, labeled, context) -> bool``
+        (``../shared/docs/streaming.md``), numpy + scipy only.
 
     Returns
     -------
@@ -305,8 +321,14 @@ def build_bundle(
     from bayesirt import predictive
     from bayesirt.posteriors import flat_arrays, load, posterior_attrs
 
-    if acquisition not in ACQUISITIONS:
-        raise InputError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+    if protocol not in PROTOCOLS:
+        raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    allowed = ACQUISITIONS if protocol == "batch" else STREAM_ACQUISITIONS
+    if acquisition is None:
+        acquisition = allowed[0]
+    if acquisition not in allowed:
+        raise InputError(f"acquisition for the {protocol} protocol must be one of {allowed}, "
+                         f"got {acquisition!r}")
     p_opts = _check_options(predict_options, "predict_pairs")
     s_opts = _check_options(score_options, "score_pairs")
     if max_draws is not None and max_draws != "auto" and (
@@ -319,9 +341,14 @@ def build_bundle(
     out_zip = Path(out_zip)
     out_zip.parent.mkdir(parents=True, exist_ok=True)
 
-    runtime = _runtime_files()
-    templates = {name: _template_bytes(name) for name in ("model.py", "labeling.py")}
-    glue = _template_bytes("glue.py")
+    runtime = _runtime_files(protocol)
+    if protocol == "batch":
+        templates = {name: _template_bytes(name) for name in ("model.py", "labeling.py")}
+        glue_name, glue = "glue.py", _template_bytes("glue.py")
+    else:
+        templates = {"model.py": _template_bytes("stream_model.py"),
+                     "labeling.py": _template_bytes("stream_labeling.py")}
+        glue_name, glue = "stream_glue.py", _template_bytes("stream_glue.py")
     init = _RUNTIME_INIT.format(version=bayesirt.__version__).encode("utf-8")
 
     with tempfile.TemporaryDirectory(prefix="bayesirt-bundle-", dir=out_zip.parent) as tmp_s:
@@ -361,6 +388,7 @@ def build_bundle(
             "n_draws": facts["n_draws"],
             "max_draws": keep,
             "max_draws_requested": max_draws,
+            "protocol": protocol,
             "acquisition": acquisition,
             "predict_options": p_opts,
             "score_options": s_opts,
@@ -369,11 +397,12 @@ def build_bundle(
             "posterior_variables": facts["variables"],
             "source_posterior": posterior_path.name,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "requires": "python>=3.10; numpy, scipy, pandas",
+            "requires": ("python>=3.10; numpy, scipy, pandas" if protocol == "batch" else
+                         "python>=3.10; numpy, scipy"),
             "sha256": {
                 ARTIFACT_NAME: _sha256(artifact),
                 **{f"{RUNTIME_PACKAGE}/{n}": _sha256(b) for n, b in runtime.items()},
-                f"{RUNTIME_PACKAGE}/glue.py": _sha256(glue),
+                f"{RUNTIME_PACKAGE}/{glue_name}": _sha256(glue),
                 **{n: _sha256(b) for n, b in templates.items()},
             },
         }
@@ -384,7 +413,7 @@ def build_bundle(
             zf.writestr(f"{RUNTIME_PACKAGE}/__init__.py", init)
             for name, b in runtime.items():
                 zf.writestr(f"{RUNTIME_PACKAGE}/{name}", b)
-            zf.writestr(f"{RUNTIME_PACKAGE}/glue.py", glue)
+            zf.writestr(f"{RUNTIME_PACKAGE}/{glue_name}", glue)
             zf.write(flat, ARTIFACT_NAME)
             zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
         part.replace(out_zip)
