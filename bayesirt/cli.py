@@ -229,6 +229,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from bayesirt.outputs import prepare_output
     from bayesirt.submission import SubmissionError, evaluate
 
+    if args.protocol == "streaming":
+        return _evaluate_streaming(args)
     if args.json:
         prepare_output(args.json, what="JSON metrics")
     try:
@@ -249,6 +251,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"bayesirt evaluate: the submission failed: {exc}", file=sys.stderr)
         return 1
     print(report.table())
+    return 0
+
+
+def _evaluate_streaming(args: argparse.Namespace) -> int:
+    from bayesirt.submission.coordinator import StreamingFailure
+    from bayesirt.submission.stream_eval import evaluate_streaming
+
+    out = args.out or "streaming-eval"
+    try:
+        res = evaluate_streaming(
+            args.submission, args.data, out, benchmarks=args.holdout_benchmarks,
+            pairs=args.pairs, seeds=args.seeds, scopes=args.split_scope, workers=args.workers,
+            python=args.python, per_call_timeout=args.per_call_timeout, echo=_echo)
+    except StreamingFailure as exc:
+        print(f"bayesirt evaluate: the submission failed: {exc}", file=sys.stderr)
+        return 1
+    print(res["table"])
+    print(f"written: {res['table_path']}, {res['plot_path']}, {res['records_path']}")
     return 0
 
 
@@ -510,9 +530,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bundle)
 
     p = add("evaluate", "judge a submission ZIP locally, as the platform would",
-            "Unzip safely, run train / score_pairs / predict in a subprocess under a time "
-            "limit, reveal labels at each budget, and score the unrevealed pairs beside "
-            "three baselines.")
+            "--protocol batch (default): unzip safely, run train / score_pairs / predict in a "
+            "subprocess under a time limit, reveal labels at each budget, and score the "
+            "unrevealed pairs beside three baselines. --protocol streaming: replay the live "
+            "platform leave-one-benchmark-out (the ZIP's posterior must not know the held-out "
+            "benchmark): runs of up to --pairs (subject, benchmark) pairs with >= 80 items, "
+            "each pair's items split 50/50, checkpoints at 0, 1, 3, 7, 15, 31 labels per pair "
+            "with one shared label list, predict(input, labeled) in fresh worker processes "
+            "at every checkpoint, labels bought through the ZIP's acquisition_function (or "
+            "the platform's random rule); Brier per budget, ALC and ECE beside the "
+            "organisers' empirical mean and a smoothed mean. Exit codes of a failing "
+            "submission: 40 raised, 41 timed out, 42 invalid value.")
     p.add_argument("submission", help="submission ZIP")
     p.add_argument("data", help="data root with train/, test/ and reference/ground_truth.csv")
     p.add_argument("--budgets", type=_parse_budgets, default=(0.0, 0.02, 0.05, 0.10),
@@ -522,6 +550,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=3600, help="seconds for train+predict")
     p.add_argument("--json", help="write the metrics as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.add_argument("--protocol", default="batch", choices=("batch", "streaming"),
+                   help="which platform to replay (the ZIP must serve it)")
+    p.add_argument("--holdout-benchmarks", nargs="+",
+                   help="streaming: benchmarks to hold out (default: every benchmark the "
+                        "ZIP's posterior was not fitted on)")
+    p.add_argument("--pairs", type=int, default=12,
+                   help="streaming: (subject, benchmark) pairs per run (the platform: 5-12)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                   help="streaming: one run per seed (pairs drawn, split, candidate order)")
+    p.add_argument("--split-scope", nargs="+", default=["pair"], choices=("pair", "item"),
+                   help="streaming: split each pair's items (pair) or the benchmark's (item)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="streaming: evaluation processes started at once per checkpoint")
+    p.add_argument("--per-call-timeout", type=float, default=30.0,
+                   help="streaming: seconds one predict / hook call may take (exit 41)")
+    p.add_argument("--out", help="streaming: folder for streaming.md, the plot and records "
+                                 "(default: ./streaming-eval)")
     p.add_argument("--sandbox", default="auto", choices=("auto", "require", "off"),
                    help="confine the submission with bubblewrap (read-only system, no "
                         "network, writable temp dir only): auto uses it when it works and "

@@ -111,7 +111,8 @@ class BundleInfo:
             f"{self.path}: {self.size_bytes / 1e6:.1f} MB ZIP (posterior artifact "
             f"{self.artifact_bytes / 1e6:.1f} MB uncompressed), model {m.get('model_name')}, "
             f"{self.n_draws} draws, acquisition {m.get('acquisition')}; check it with "
-            f"`bayesirt evaluate {self.path.name} DATA_DIR`"
+            f"`bayesirt evaluate {self.path.name} DATA_DIR"
+            + (" --protocol streaming`" if m.get("protocol") == "streaming" else "`")
         )
 
 

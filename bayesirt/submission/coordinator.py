@@ -265,7 +265,9 @@ class Acquirer:
     def _raise_exit(self) -> None:
         self.p.wait(timeout=30)
         err = self.p.stderr.read()[-2000:] if self.p.stderr else ""
-        raise StreamingFailure(self.p.returncode or 40, f"the acquisition process ended: {err}")
+        code = self.p.returncode or 40
+        self.close()
+        raise StreamingFailure(code, f"the acquisition process ended: {err}")
 
     def ask(self, input: list, labeled: list, context: dict) -> Any:
         """Return the hook's answer for one candidate (bool, or a number in rank mode)."""
@@ -273,10 +275,19 @@ class Acquirer:
         return self._read()["value"]
 
     def close(self) -> None:
-        """End the process (its stdin closed: it exits)."""
-        if self.p.poll() is None:
-            self.p.stdin.close()
+        """End the process (its stdin closed: it exits) and close its pipes."""
+        for stream in (self.p.stdin,):
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+        try:
             self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        for stream in (self.p.stdout, self.p.stderr):
+            stream.close()
 
 
 def _last_json(stdout: str) -> dict | None:
