@@ -15,8 +15,7 @@ import pytest
 from bayesirt.errors import InputError
 from bayesirt.submission import build_bundle
 from bayesirt.submission.archive import archive_problems
-from bayesirt.submission.coordinator import (StreamingFailure, Workers, make_run,
-                                             subject_dicts)
+from bayesirt.submission.coordinator import StreamingFailure, Workers, make_run, subject_dicts
 from bayesirt.submission.heldout import make_task
 from bayesirt.submission.safe_zip import safe_extract
 from bayesirt.submission.stream_eval import evaluate_streaming
@@ -60,7 +59,8 @@ def world_zip(tmp_path_factory, small_dir):
         model_ids=list(d.model_ids), item_ids=list(d.item_ids), benchmark_ids=list(d.benchmark_ids),
         ability=jit(ability), difficulty=jit(diff), log_discrimination=jit(np.zeros(J)),
         mu_difficulty=jit(mu_b), sigma_difficulty=np.abs(jit(np.ones(K))),
-        mu_log_discrimination=jit(np.zeros(K)), sigma_log_discrimination=np.abs(jit(np.full(K, .3))),
+        mu_log_discrimination=jit(np.zeros(K)),
+        sigma_log_discrimination=np.abs(jit(np.full(K, .3))),
         ability_pop_loc=jit(np.zeros(K)), ability_pop_scale=np.abs(jit(np.ones(K))),
         item_benchmark=d.item_benchmark, general_ability=jit(general),
         loading=np.clip(jit(np.full(K, 0.8)), 0.05, 0.95),

@@ -1,4 +1,4 @@
-"""The streaming protocol's runtime: predict(input, labeled) is a pure function, errors name fields."""
+"""The streaming runtime: predict(input, labeled) is a pure function; errors name fields."""
 
 from __future__ import annotations
 
