@@ -55,7 +55,7 @@ def _train_accuracy(rest: Any) -> dict[str, float]:
     return {m: float(s[j] / n[j]) for j, m in enumerate(rest.model_ids) if n[j]}
 
 
-def _fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None],
+def fit_without(rng_key: Any, rest: Any, path: Path, echo: Callable[[str], None],
                  config: dict[str, Any]) -> dict[str, Any]:
     """Fit ``rest`` (or reuse ``path`` when it was fitted on the same data); its headline."""
     from bayesirt.posteriors import load, posterior_attrs
@@ -149,7 +149,7 @@ def run_heldout(rng_key: Any, data_path: str | os.PathLike, out_dir: str | os.Pa
         rest = _data.without_benchmark(data, b)
         path = out / "fits" / f"without-{_safe(b)}.nc"
         key = jax.random.fold_in(rng_key, data.benchmark_ids.index(b))
-        fits[b] = _fit_without(key, rest, path, echo, fit_config)
+        fits[b] = fit_without(key, rest, path, echo, fit_config)
         draws = load_draws(path, max_draws=max_draws)
         m, i, y = benchmark_responses(data, root, b)
         new_items = {str(item): predictive.ItemInfo(benchmark_id=b) for item in np.unique(i)}
@@ -183,4 +183,4 @@ def run_heldout(rng_key: Any, data_path: str | os.PathLike, out_dir: str | os.Pa
             "table_path": table_path, "plot_path": plot_path}
 
 
-__all__ = ["BASELINES", "alc", "benchmark_responses", "run_heldout"]
+__all__ = ["BASELINES", "alc", "benchmark_responses", "fit_without", "run_heldout"]
