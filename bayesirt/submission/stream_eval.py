@@ -153,7 +153,8 @@ def evaluate_streaming(zip_path: str | Path, data_dir: str | Path, out_dir: str 
                 raise InputError(
                     f"{zip_path}: its posterior was fitted on {b!r}, so holding {b!r} out would "
                     f"score data it has seen; bundle a fit without it (`bayesirt heldout "
-                    f"{root} --benchmarks {b}` writes one) or hold out another benchmark")
+                    f"{root} --out DIR --benchmarks {b}` writes DIR/fits/without-{b}.nc) or "
+                    "hold out another benchmark")
         if not todo:
             raise InputError(f"{zip_path}: its posterior knows every benchmark of {root}; "
                              "nothing to hold out")
