@@ -261,15 +261,11 @@ POPULATION_PRIORS: dict[str, tuple[str, float, float]] = {
     "log_sigma_log_discrimination_loc": ("normal", float(np.log(0.5)), 0.5),
     "log_sigma_log_discrimination_scale": ("halfnormal", 0.0, 0.5),
     "logit_loading_loc": ("normal", 0.0, 1.0),
-    # Not N+(1): with the general ability integrated out, two benchmarks whose loadings both
-    # approach 1 make the abilities' prior singular, a spike the sampler falls into (small
-    # set, key 0: 2 of 4 chains stuck at rho = 1.0 with step sizes 4e-5 and 3e-8, every draw
-    # at the maximum tree depth, R-hat 3.08; the population scale had gone to 2.3-2.8, which
-    # puts mass at logits of 6+). N+(0.5) keeps that tail light while the data still spread
-    # the loadings (posterior scale 1.45; rho 0.25 ... 0.97 instead of 0.16 ... 0.98): seeds
-    # 0 / 1 / 2 R-hat 1.0088 / 1.0068 / 1.0070, 1 / 1 / 0 divergences, no tree-depth hits,
-    # new-item accuracy unchanged (bench/results/small_models_seeds.md).
-    "logit_loading_scale": ("halfnormal", 0.0, 0.5),
+    # N+(1). Measured and NOT adopted: N+(0.5) freed the small set's key-0 fit from a
+    # Heywood spike (two loadings near 1: chains stuck at rho = 1.0, R-hat 3.08 -> 1.0088)
+    # but cost a 3-benchmark simulation its mixing (tail-ESS 12 in the recovery test):
+    # README "The loadings' population scale".
+    "logit_loading_scale": ("halfnormal", 0.0, 1.0),
 }
 
 
