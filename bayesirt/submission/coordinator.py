@@ -207,8 +207,19 @@ class Workers:
             procs.append((c, p))
         out = [math.nan] * len(inputs)
         failure = None
+        # A worker that hangs outside a call (e.g. at import) is ended too: every call's
+        # limit plus two minutes to start.
+        budget = (self.timeout or 600.0) * max(c.size for c in chunks) + 120.0
         for c, p in procs:
-            stdout, stderr = p.communicate()
+            try:
+                stdout, stderr = p.communicate(timeout=budget)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                stdout, stderr = p.communicate()
+                if failure is None:
+                    failure = StreamingFailure(41, f"a worker ran past {budget:.0f} s for "
+                                                   f"{c.size} calls")
+                continue
             res = _last_json(stdout)
             if p.returncode != 0 or res is None or "error" in res:
                 if failure is None:

@@ -175,15 +175,17 @@ def evaluate_streaming(zip_path: str | Path, data_dir: str | Path, out_dir: str 
                         "empirical_mean": Workers(emp, python, workers=1),
                         "smoothed_mean": Workers(smo, python, workers=1)}
                 m, i, y = benchmark_responses(data, root, b)
-                for scope in scopes:
-                    for seed in seeds:
-                        task = make_task(m, i, y, b, scope=scope, seed=int(seed),
-                                         min_items=min_items)
-                        run = make_run(task, subjects, texts, pairs)
-                        recs, _ = play(run, subs, SUBMISSION, echo=echo)
-                        records += recs
-                for name in ("empirical_mean", "smoothed_mean"):
-                    subs[name].close()
+                try:
+                    for scope in scopes:
+                        for seed in seeds:
+                            task = make_task(m, i, y, b, scope=scope, seed=int(seed),
+                                             min_items=min_items)
+                            run = make_run(task, subjects, texts, pairs)
+                            recs, _ = play(run, subs, SUBMISSION, echo=echo)
+                            records += recs
+                finally:
+                    for name in ("empirical_mean", "smoothed_mean"):
+                        subs[name].close()
         finally:
             sub_workers.close()
         timing = {"first_call_s_max": float(max(sub_workers.first_call_seconds, default=0)),
