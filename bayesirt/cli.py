@@ -259,6 +259,10 @@ def _evaluate_streaming(args: argparse.Namespace) -> int:
     from bayesirt.submission.stream_eval import evaluate_streaming
 
     out = args.out or "streaming-eval"
+    if args.json:
+        from bayesirt.outputs import prepare_output
+
+        prepare_output(args.json, what="JSON metrics")
     try:
         res = evaluate_streaming(
             args.submission, args.data, out, benchmarks=args.holdout_benchmarks,
@@ -269,6 +273,17 @@ def _evaluate_streaming(args: argparse.Namespace) -> int:
         return 1
     print(res["table"])
     print(f"written: {res['table_path']}, {res['plot_path']}, {res['records_path']}")
+    if args.json:
+        import json
+
+        from bayesirt.submission.heldout_report import summarise
+
+        summary = [{"benchmark": b, "scope": sc, "predictor": pr, **v}
+                   for (b, sc, pr), v in summarise(res["records"]).items()]
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"summary": summary, "timing": res["timing"], "records": res["records"]},
+                      fh, indent=2)
+        print(f"metrics written to {args.json}")
     return 0
 
 
@@ -548,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="both", choices=("adaptive", "random", "both"))
     p.add_argument("--python", help="interpreter to run the submission with")
     p.add_argument("--time-limit", type=float, default=3600, help="seconds for train+predict")
-    p.add_argument("--json", help="write the metrics as JSON")
+    p.add_argument("--json", help="write the metrics as JSON (streaming: ALC and Brier per "
+                                  "budget per held-out benchmark, timings, every record)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     p.add_argument("--protocol", default="batch", choices=("batch", "streaming"),
                    help="which platform to replay (the ZIP must serve it)")

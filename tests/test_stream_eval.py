@@ -235,3 +235,22 @@ def test_streaming_bundle_in_a_fresh_numpy_scipy_venv(world_zip, small_dir, tmp_
     sp = StreamingPredictor(load_flat(sub / "posterior_flat.nc"))
     np.testing.assert_allclose(got, [sp.predict(x, labeled) for x in inputs], rtol=0,
                                atol=1e-12)
+
+
+def test_the_command_line_replays_the_platform(world_zip, small_dir, tmp_path):
+    """`bayesirt evaluate ZIP DATA --protocol streaming`, as a user runs it."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "bayesirt.cli", "evaluate", str(world_zip.path),
+           str(small_dir), "--protocol", "streaming", "--seeds", "0", "--pairs", "5",
+           "--out", str(tmp_path / "out"), "--json", str(tmp_path / "m.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "bayesirt ALC" in proc.stdout and "metrics written to" in proc.stdout
+    summary = json.loads((tmp_path / "m.json").read_text())["summary"]
+    assert {s["predictor"] for s in summary} == {"bayesirt", "empirical_mean", "smoothed_mean"}
+    assert all(0 < s["alc"] < 0.5 for s in summary)
+    bad = subprocess.run([*cmd[:6], "--protocol", "streaming", "--holdout-benchmarks", "gsm8k",
+                          "--out", str(tmp_path / "o2")], capture_output=True, text=True,
+                         env=env, timeout=600)
+    assert bad.returncode != 0 and "its posterior was fitted on 'gsm8k'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1  # one line, no traceback
