@@ -142,3 +142,14 @@ def test_acquisition_random_is_the_platforms_rule(world):
     assert all(type(b) is bool for b in bald)
     with pytest.raises(InputError, match="acquisition policy must be one of"):
         sp.acquire(inp, labeled, ctx, policy="greedy")
+
+
+def test_a_new_list_of_the_same_length_is_read_again(world):
+    """Temporary label lists may reuse a freed list's id(): the cache must not trust ids."""
+    draws, _, _ = world
+    sp = StreamingPredictor(draws)
+    q = [_subject("m4"), _item(100)]
+    got = [sp.predict(q, [[[_subject("m4"), _item(j)], y] for j in range(4)]) for y in (1, 0)]
+    fresh = [StreamingPredictor(draws).predict(
+        q, [[[_subject("m4"), _item(j)], y] for j in range(4)]) for y in (1, 0)]
+    assert got == fresh and got[0] > got[1]

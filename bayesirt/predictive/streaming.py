@@ -229,7 +229,7 @@ class StreamingPredictor:
         for m in self.draws.model_ids:
             self._lower.setdefault(m.lower(), m)
         self._cache: OrderedDict[str, _Checkpoint] = OrderedDict()
-        self._last: tuple[int, int, str] | None = None
+        self._last: tuple[Any, int, str] | None = None
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -260,8 +260,10 @@ class StreamingPredictor:
             raise InputError(f"labeled must be a list of [[subject, item], label], got "
                              f"{type(labeled).__name__}")
         # The same list object at the same length as the last call: the same content (the
-        # platform hands one list to every call of a checkpoint). Otherwise hash the content.
-        if self._last is not None and self._last[0] == id(labeled) and \
+        # platform hands one list to every call of a checkpoint and only ever appends). The
+        # object itself is held, not its id(): a freed list's id can be reused by another.
+        # (A list mutated in place between calls, at the same length, would be missed.)
+        if self._last is not None and self._last[0] is labeled and \
                 self._last[1] == len(labeled) and self._last[2] in self._cache:
             return self._cache[self._last[2]]
         rows, infos, keys = [], {}, []
@@ -279,7 +281,7 @@ class StreamingPredictor:
                 infos[sid] = info
             keys.append(f"{sid}\x1f{iid}\x1f{y}")
         key = _digest(sorted(keys))
-        self._last = (id(labeled), len(labeled), key)
+        self._last = (labeled, len(labeled), key)
         cp = self._cache.get(key)
         if cp is None:
             rows.sort()
