@@ -254,3 +254,14 @@ def test_the_command_line_replays_the_platform(world_zip, small_dir, tmp_path):
                          env=env, timeout=600)
     assert bad.returncode != 0 and "its posterior was fitted on 'gsm8k'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_a_failing_submission_stops_the_run_in_one_line_and_writes_nothing(small_dir, tmp_path):
+    z = tmp_path / "raises.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("model.py", "def predict(input, labeled):\n    raise ValueError('no')\n")
+    with pytest.raises(StreamingFailure, match=r"^exit 40 .*ValueError: no") as err:
+        evaluate_streaming(z, small_dir, tmp_path / "out", benchmarks=[HELD_OUT], pairs=5,
+                           seeds=[0], echo=lambda s: None)
+    assert err.value.code == 40
+    assert not (tmp_path / "out").exists()

@@ -158,7 +158,6 @@ def evaluate_streaming(zip_path: str | Path, data_dir: str | Path, out_dir: str 
         if not todo:
             raise InputError(f"{zip_path}: its posterior knows every benchmark of {root}; "
                              "nothing to hold out")
-        out.mkdir(parents=True, exist_ok=True)
         emp = tmp / "empirical_mean"
         emp.mkdir()
         (emp / "model.py").write_text(_EMPIRICAL)
@@ -197,6 +196,8 @@ def evaluate_streaming(zip_path: str | Path, data_dir: str | Path, out_dir: str 
     md = _report(records, timing, manifest, table)
     paths = {"table_path": out / "streaming.md", "records_path": out / "records.jsonl",
              "plot_path": out / "streaming_curves.png"}
+    # Only now: a refused or failed run leaves no half-filled folder behind.
+    out.mkdir(parents=True, exist_ok=True)
     paths["table_path"].write_text(md)
     with open(paths["records_path"], "w") as fh:
         for r in records:

@@ -37,7 +37,11 @@ RAISED, TIMED_OUT, INVALID = 40, 41, 42
 
 
 class _Blocker:
-    """Meta-path finder refusing packages the container does not promise."""
+    """Meta-path finder refusing packages the container does not promise.
+
+    The batch runner (runner.py) has the same one: each child script is copied alone into a
+    temporary folder and runs with ``-I``, so neither can import the other.
+    """
 
     def __init__(self, names):
         self.names = frozenset(names)
