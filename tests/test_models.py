@@ -258,3 +258,28 @@ def test_nuisance_widths_narrow_only_for_large_cells():
     # 5 items answered per cell: width 1; BIG items: 1 / sqrt(1 + 0.1 BIG).
     np.testing.assert_allclose(width, [1.0, 1 / np.sqrt(1 + 0.1 * BIG)], rtol=1e-5)
     assert 0 < a["model_nuisance_width"][0] < 1
+
+
+def test_loading_tilt_normaliser_and_draws_match_monte_carlo():
+    """Gauss-Hermite log Z of the tilt, the runtime's tilted quantiles and the simulator's
+    rejection draws all describe the same density (checked against plain Monte Carlo)."""
+    from bayesirt.models.irt import UNIQUENESS_POWER, log_tilt_normaliser
+    from bayesirt.models.simulate import _tilted_loadings
+    from bayesirt.predictive.newbench import tilted_logit_quantiles
+
+    rng = np.random.default_rng(11)
+    for loc, scale in [(1.5, 2.5), (0.0, 1.0), (3.0, 0.5)]:
+        x = rng.normal(loc, scale, 400_000)
+        w = (1.0 - (1.0 / (1.0 + np.exp(-x))) ** 2) ** UNIQUENESS_POWER
+        assert float(log_tilt_normaliser(loc, scale)) == pytest.approx(np.log(w.mean()),
+                                                                     abs=2e-3)
+        order = np.argsort(x)
+        cdf = np.cumsum(w[order]) / w.sum()
+        u = np.array([0.1, 0.5, 0.9])
+        want = np.interp(u, cdf, x[order])
+        got = tilted_logit_quantiles(np.full(3, loc), np.full(3, scale),
+                                     np.full(3, UNIQUENESS_POWER), u)
+        np.testing.assert_allclose(got, want, atol=0.03 * scale)
+        rho = _tilted_loadings(rng, loc, scale, 100_000)
+        logit = np.log(rho) - np.log1p(-rho)
+        np.testing.assert_allclose(np.quantile(logit, u), want, atol=0.04 * scale)

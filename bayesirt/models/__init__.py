@@ -20,7 +20,7 @@ import numpy as np
 
 from bayesirt.errors import InputError
 from bayesirt.models.inputs import ModelInputs, build_inputs
-from bayesirt.models.irt import POPULATION_PRIORS, hier2pl, rasch, twopl
+from bayesirt.models.irt import POPULATION_PRIORS, UNIQUENESS_POWER, hier2pl, rasch, twopl
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,7 @@ def contract_posterior(
         if "category_offset_free" in out:
             offset[..., inputs.arrays["free_category"]] = out.pop("category_offset_free")
         out["category_offset"] = offset
+        out["loading_uniqueness_power"] = np.full(lead, UNIQUENESS_POWER)
         if "leak_probability_cell" in out:
             # Per (model, benchmark); 0 where a model has no responses (nothing to inflate).
             leak = np.zeros((*lead, inputs.sizes["n_models"], k))
@@ -243,6 +244,7 @@ def contract_posterior(
             "category_offset": ("category",),
             "ability_pop_loc": ("benchmark",),
             "ability_pop_scale": ("benchmark",),
+            "loading_uniqueness_power": (),
         }
     )
     out = {key: val.astype(np.float32) for key, val in out.items()}

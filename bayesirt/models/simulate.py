@@ -13,7 +13,27 @@ import numpy as np
 
 from bayesirt.data import IRTData
 from bayesirt.errors import InputError
-from bayesirt.models.irt import FIXED_POPULATION, POPULATION_MIN_BENCHMARKS, POPULATION_PRIORS
+from bayesirt.models.irt import (
+    FIXED_POPULATION,
+    POPULATION_MIN_BENCHMARKS,
+    POPULATION_PRIORS,
+    UNIQUENESS_POWER,
+)
+
+
+def _tilted_loadings(rng: np.random.Generator, loc: float, scale: float, n: int) -> np.ndarray:
+    """Draw loadings from hier2pl's population: logit-normal tilted by (1 - rho^2)^a.
+
+    Accept x ~ N(loc, scale) with probability (1 - sigmoid(x)^2)^a <= 1: exact draws of the
+    tilted density (``bayesirt.models.irt.uniqueness_tilt``).
+    """
+    out = np.empty(0)
+    while out.size < n:
+        x = rng.normal(loc, scale, 4 * n)
+        rho = 1.0 / (1.0 + np.exp(-x))
+        keep = rng.random(x.size) < (1.0 - rho**2) ** UNIQUENESS_POWER
+        out = np.concatenate([out, rho[keep]])
+    return out[:n]
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -109,7 +129,8 @@ def simulate(
         sigma_b = np.exp(across("log_sigma_difficulty"))
         mu_a = across("log_discrimination")
         sigma_a = np.exp(across("log_sigma_log_discrimination"))
-        rho = 1.0 / (1.0 + np.exp(-across("logit_loading")))
+        rho = _tilted_loadings(rng, pop["logit_loading_loc"], pop["logit_loading_scale"],
+                               n_bench)
         sigma_c = np.abs(rng.normal(0.0, 1.0, n_bench))
     else:
         mu_b = rng.normal(0.0, 0.7, n_bench)

@@ -39,6 +39,9 @@ DRAW_VARS: dict[str, tuple[str, ...]] = {
     "metadata_coef": ("metadata_feature",),
     "org_effect": ("org",),
     "ability_residual_scale": (),
+    # The power a of the loadings' population tilt psi^a (``bayesirt.models.irt.
+    # uniqueness_tilt``); absent (a posterior fitted without it) means 0.
+    "loading_uniqueness_power": (),
     **{f"benchmark_pop_{key}": () for key in (
         "difficulty_loc", "difficulty_scale",
         "log_sigma_difficulty_loc", "log_sigma_difficulty_scale",
@@ -118,6 +121,9 @@ class PosteriorDraws:
         ``metadata_center``, ``metadata_scale`` (n_features,) the features' encoding.
     org_ids : tuple of str
         Organisations the posterior knows (axis of ``org_effect``).
+    loading_uniqueness_power : ndarray, shape (S,), optional
+        The power ``a`` of the loadings' population tilt: a new benchmark's
+        ``logit(rho) ~ N(loc, scale)`` reweighted by ``(1 - rho^2)^a`` (absent: 0).
     benchmark_pop_* : ndarray, shape (S,), optional
         The population of benchmarks (:data:`POPULATION_VARS`): location and scale, across
         benchmarks, of the difficulty mean, the log difficulty spread, the
@@ -155,6 +161,7 @@ class PosteriorDraws:
     metadata_coef: np.ndarray | None = None
     org_effect: np.ndarray | None = None
     ability_residual_scale: np.ndarray | None = None
+    loading_uniqueness_power: np.ndarray | None = None
     metadata_center: np.ndarray | None = None
     metadata_scale: np.ndarray | None = None
     org_ids: tuple[str, ...] = ()

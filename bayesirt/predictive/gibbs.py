@@ -6,6 +6,7 @@ The blocks and why they are there are in :mod:`.newbench`; this module is the ke
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 #: Sweeps: burn-in with step-size adaptation, then sweeps with frozen steps.
 N_BURN = 150
@@ -17,8 +18,12 @@ class Gibbs:
 
     def __init__(self, rng: np.random.Generator, pop: dict, state: dict, eta: np.ndarray,
                  eta_var: np.ndarray, lab_models: np.ndarray, lab_items: np.ndarray,
-                 lab_sign: np.ndarray, guess: np.ndarray | None, rasch: bool) -> None:
+                 lab_sign: np.ndarray, guess: np.ndarray | None, rasch: bool,
+                 rho_tilt: np.ndarray | None = None) -> None:
         self.rng = rng
+        # Power a of the loadings' population tilt (1 - rho^2)^a per chain (0: none).
+        self.rho_tilt = (np.zeros(next(iter(state.values())).shape[0]) if rho_tilt is None
+                         else np.asarray(rho_tilt, dtype=np.float64))
         self.pop = pop
         self.state = {k: v.copy() for k, v in state.items()}
         self.S = next(iter(state.values())).shape[0]
@@ -179,10 +184,16 @@ class Gibbs:
             prop = cur + self.step["logit_rho"] * self.rng.standard_normal(self.S)
             ratio = (self._theta_logprior(self.theta, prop)
                      - self._theta_logprior(self.theta, cur)).sum(axis=1)
-            ratio = ratio + _normal_logpdf_diff(prop, cur, loc, scale)
+            ratio = ratio + self._rho_prior_diff(prop, cur, loc, scale)
             acc = self._accept(ratio) & (scale > 0)
             st["logit_rho"] = np.where(acc, prop, cur)
             self._adapt("logit_rho", acc, rate)
+
+    def _rho_prior_diff(self, x1: np.ndarray, x0: np.ndarray, loc: np.ndarray,
+                        scale: np.ndarray) -> np.ndarray:
+        """Log prior ratio of logit-loadings x1 over x0: the tilted normal population."""
+        return (_normal_logpdf_diff(x1, x0, loc, scale)
+                + self.rho_tilt * (log_uniqueness(x1) - log_uniqueness(x0)))
 
     def _update_noncentred(self, rate: float) -> None:
         """Interweaving: move each level parameter with its members' standardised values fixed.
@@ -213,7 +224,7 @@ class Gibbs:
                              + self._theta_prior_sd(r1) * eps, self.theta)
             ll_new = self._loglik(theta, self.b, self.la)
             new = ll_new.sum(axis=1)
-            acc = accept("nc_rho", new - base + _normal_logpdf_diff(prop, cur, loc, scale),
+            acc = accept("nc_rho", new - base + self._rho_prior_diff(prop, cur, loc, scale),
                          scale > 0)
             st["logit_rho"] = np.where(acc, prop, cur)
             self.theta = np.where(acc[:, None], theta, self.theta)
@@ -267,6 +278,13 @@ class Gibbs:
                 self._update_shift(rate)
                 self._update_level(rate)
                 self._update_noncentred(rate)
+
+
+def log_uniqueness(logit_rho: np.ndarray) -> np.ndarray:
+    """Return log(1 - rho^2) for rho = sigmoid(logit_rho), stable for large logits."""
+    x = np.asarray(logit_rho, dtype=np.float64)
+    # 1 - rho^2 = (1 - rho)(1 + rho), 1 - rho = sigmoid(-x).
+    return -np.logaddexp(0.0, x) + np.log1p(expit(x))
 
 
 def _normal_logpdf_diff(x1: np.ndarray, x0: np.ndarray, loc: np.ndarray,

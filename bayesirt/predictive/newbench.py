@@ -5,8 +5,10 @@ A NEW benchmark ``c`` gets, within each posterior draw ``s``,
 * its level parameters from the population of benchmarks:
   :math:`\mu^b_c \sim N(m_b, s_b)`, :math:`\log\sigma^b_c \sim N(m_{\sigma b}, s_{\sigma b})`,
   :math:`\mu^a_c \sim N(m_a, s_a)`, :math:`\log\sigma^a_c \sim N(m_{\sigma a}, s_{\sigma a})`,
-  :math:`\operatorname{logit}\rho_c \sim N(m_\rho, s_\rho)` (the draw's hyperparameters; a
-  posterior without them gets a normal moment-matched to its benchmarks in that draw);
+  :math:`\operatorname{logit}\rho_c \sim N(m_\rho, s_\rho)` tilted by :math:`(1 - \rho_c^2)^a`
+  as in the fit (``loading_uniqueness_power``; :func:`tilted_logit_quantiles`) (the draw's
+  hyperparameters; a posterior without them gets a normal moment-matched to its benchmarks
+  in that draw);
 * each model's ability from its general ability, as in the fitted model:
   :math:`\theta_{mc} = \rho_c\eta_m + \sqrt{1 - \rho_c^2}\,\varepsilon_{mc}` (a model the
   posterior does not know: :math:`\eta_m \sim N(0, 1)`, so :math:`\theta_{mc} \sim N(0, 1)`);
@@ -39,10 +41,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from .draws import PosteriorDraws, _even_index
-from .gibbs import Gibbs, sigmoid
+from .gibbs import Gibbs, log_uniqueness, sigmoid
 from .labels import LabelRows
 
 #: Chains (one per posterior draw used) for a labelled new benchmark.
@@ -131,6 +133,11 @@ class NewBenchmarks:
             out["mu_l"] = (np.zeros(self.S), np.zeros(self.S))
         return out
 
+    def uniqueness_power(self) -> np.ndarray:
+        """Per draw, the power ``a`` of the loadings' tilt ``(1 - rho^2)^a``, (S,) (0: none)."""
+        a = self.d.loading_uniqueness_power
+        return np.zeros(self.S) if a is None else np.asarray(a, dtype=np.float64)
+
     def _general(self) -> tuple[np.ndarray, np.ndarray] | None:
         """General abilities (S, n_models) and whether the loading is fixed at 1, or None."""
         d = self.d
@@ -182,6 +189,13 @@ class NewBenchmarks:
         # Monte Carlo error in a prediction without labels.
         z = _stratified_normal(rng, S, len(pop))
         state = {k: loc + scale * z[:, n] for n, (k, (loc, scale)) in enumerate(pop.items())}
+        tilt = self.uniqueness_power()[sub]
+        if np.any(tilt > 0):
+            # The loadings' population is the normal tilted by (1 - rho^2)^a: the same
+            # stratified quantiles, taken of the tilted distribution.
+            loc, scale = pop["logit_rho"]
+            column = list(pop).index("logit_rho")
+            state["logit_rho"] = tilted_logit_quantiles(loc, scale, tilt, ndtr(z[:, column]))
         general = self._general()
         n_known = len(self.d.model_ids)
         # Every model's general ability: known ones from the draws (variance 0), unknown ones
@@ -204,7 +218,7 @@ class NewBenchmarks:
         guess = None if self.guess is None else self.guess[sub]
         if n_lab:
             chain = Gibbs(rng, pop, state, eta, eta_var, lab_models, lab_items, lab_sign,
-                           guess, self.rasch)
+                           guess, self.rasch, rho_tilt=tilt)
             chain.run()
             state, theta_lab, lab_m = chain.state, chain.theta, chain.models
         else:
@@ -264,6 +278,29 @@ def new_benchmark_states(draws: PosteriorDraws, new_bench_ids: list[str], new_id
         item_ids = np.asarray([new_ids[j] for j in lab.ii[rows]], dtype=object)
         states.append(nb.draw(key, lab.mi[rows], item_ids, lab.sign[rows], extra_prior))
     return states
+
+
+def tilted_logit_quantiles(loc: np.ndarray, scale: np.ndarray, power: np.ndarray,
+                           u: np.ndarray) -> np.ndarray:
+    """Quantiles ``u`` of N(loc, scale) tilted by (1 - sigmoid(x)^2)^power, per draw.
+
+    Parameters
+    ----------
+    loc, scale, power, u : ndarray, shape (S,)
+
+    Returns
+    -------
+    ndarray, shape (S,)
+        By inverse CDF on a grid of 1,601 points over +-8 sd (the tilt only lowers the
+        upper tail, so the grid holds the mass).
+    """
+    g = np.linspace(-8.0, 8.0, 1601)
+    x = loc[:, None] + scale[:, None] * g[None, :]
+    log_dens = -0.5 * g[None, :] ** 2 + power[:, None] * log_uniqueness(x)
+    dens = np.exp(log_dens - log_dens.max(axis=1, keepdims=True))
+    cdf = np.cumsum(dens, axis=1)
+    cdf = (cdf - 0.5 * dens) / cdf[:, -1:]
+    return np.asarray([np.interp(u[s], cdf[s], x[s]) for s in range(loc.shape[0])])
 
 
 def _stratified_normal(rng: np.random.Generator, n_draws: int, n_columns: int) -> np.ndarray:
