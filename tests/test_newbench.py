@@ -221,3 +221,25 @@ def test_a_hier2pl_fit_carries_the_population_and_general_abilities(rng_key):
     p = predict_pairs(draws, list(draws.model_ids), ["x"] * 10, new_items={"x": ItemInfo("nb")},
                       labels=[("m000", "x", 1)])
     assert np.all(np.isfinite(p))
+
+
+def test_a_new_benchmarks_loading_follows_the_tilted_population():
+    """With ``loading_uniqueness_power`` the unlabelled new benchmark's loadings are the
+    tilted population's quantiles (rejection draws from it agree); without it, the plain
+    logit-normal's (a posterior fitted before the tilt reads unchanged)."""
+    from bayesirt.predictive.draws import _replace
+    from bayesirt.predictive.newbench import NewBenchmarks
+
+    rng = np.random.default_rng(3)
+    draws, _ = known_world(rng, n_draws=128)
+    empty = (np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0))
+    plain = NewBenchmarks(draws, draws.model_ids, None).draw("new", *empty).loading
+    tilted_draws = _replace(draws, loading_uniqueness_power=np.ones(128))
+    tilted = NewBenchmarks(tilted_draws, draws.model_ids, None).draw("new", *empty).loading
+    x = rng.normal(POP["logit_loading_loc"], POP["logit_loading_scale"], 400_000)
+    keep = rng.random(x.size) < 1.0 - expit(x) ** 2
+    q = np.array([0.25, 0.5, 0.75])
+    np.testing.assert_allclose(np.quantile(plain, q), np.quantile(expit(x), q), atol=0.01)
+    np.testing.assert_allclose(np.quantile(tilted, q), np.quantile(expit(x[keep]), q),
+                               atol=0.01)
+    assert np.median(tilted) < np.median(plain) - 0.02
