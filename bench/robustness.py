@@ -368,6 +368,8 @@ VARIANTS: dict[str, dict] = {
     "dc": {"bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY": 0},
     # twice the draws
     "draws2000": {"config.draws": 2000},
+    # the loadings' population without its tilt by the uniqueness (the model before it)
+    "no-tilt": {"bayesirt.models.irt.UNIQUENESS_POWER": 0.0},
 }
 
 

@@ -506,8 +506,9 @@ def hier2pl(
                 dist.transforms.SigmoidTransform(),
             ),
         )
-    numpyro.factor("loading_uniqueness_tilt", jnp.sum(
-        uniqueness_tilt(rho, pop["logit_loading_loc"], pop["logit_loading_scale"])))
+    if UNIQUENESS_POWER:  # (0 = the untilted population; 0 * log(0) would be NaN at rho = 1)
+        numpyro.factor("loading_uniqueness_tilt", jnp.sum(
+            uniqueness_tilt(rho, pop["logit_loading_loc"], pop["logit_loading_scale"])))
     with numpyro.plate("benchmark", n_benchmarks):
         if guess:
             # Mean 0.05: most benchmarks are free-form; the data must argue for a floor.
