@@ -370,6 +370,8 @@ VARIANTS: dict[str, dict] = {
     "draws2000": {"config.draws": 2000},
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.irt.UNIQUENESS_POWER": 0.0},
+    # the loadings non-centred against their population
+    "rho-nc": {"bayesirt.models.irt.LOADING_NONCENTRED": True},
 }
 
 

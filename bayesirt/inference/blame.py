@@ -28,6 +28,7 @@ BENCHMARK_LEVEL = {
     "sigma_log_discrimination": "discrimination spread",
     "sigma_log_discrimination_z": "discrimination spread (its non-centred coordinate)",
     "rho": "loading",
+    "rho_z": "loading (its non-centred coordinate)",
     "guess": "guessing floor",
 }
 ITEM_LEVEL = ("difficulty", "difficulty_raw", "log_discrimination", "log_discrimination_raw")

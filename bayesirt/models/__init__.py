@@ -86,6 +86,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "sigma_log_discrimination": ("benchmark",),
     "sigma_log_discrimination_z": ("benchmark",),
     "rho": ("benchmark",),
+    "rho_z": ("benchmark",),
     "guess": ("benchmark",),
     "sigma_category": ("multi_benchmark",),
     "category_raw": ("free_category",),

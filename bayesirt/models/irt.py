@@ -380,6 +380,12 @@ def metadata_ability_prior(data, n_orgs, n_features):
     return mean, tau
 
 
+#: Whether the loadings are sampled non-centred against their population. Off: measured on
+#: the robustness suite (``bench/robustness.py --variant rho-nc``) it removed the loadings'
+#: funnel where few models per benchmark leave them loose (sim-few-models: 257 -> 19
+#: divergences) but cost the full small set ESS (696 -> 454) and was not run on the dev set
+#: (``bench/results/robustness_tilt.md``).
+LOADING_NONCENTRED = False
 #: Power of the uniqueness 1 - rho^2 that tilts the loadings' population (see
 #: :func:`uniqueness_tilt`).
 UNIQUENESS_POWER = 1.0
@@ -499,13 +505,19 @@ def hier2pl(
                 + pop["log_sigma_log_discrimination_scale"] * sigma_a_z),
     )
     with numpyro.plate("benchmark", n_benchmarks):
-        rho = numpyro.sample(
-            "rho",
-            dist.TransformedDistribution(
-                dist.Normal(pop["logit_loading_loc"], pop["logit_loading_scale"]),
-                dist.transforms.SigmoidTransform(),
-            ),
-        )
+        if LOADING_NONCENTRED:
+            rho_z = numpyro.sample("rho_z", dist.Normal(0.0, 1.0))
+        else:
+            rho = numpyro.sample(
+                "rho",
+                dist.TransformedDistribution(
+                    dist.Normal(pop["logit_loading_loc"], pop["logit_loading_scale"]),
+                    dist.transforms.SigmoidTransform(),
+                ),
+            )
+    if LOADING_NONCENTRED:
+        rho = numpyro.deterministic("rho", jax.nn.sigmoid(
+            pop["logit_loading_loc"] + pop["logit_loading_scale"] * rho_z))
     if UNIQUENESS_POWER:  # (0 = the untilted population; 0 * log(0) would be NaN at rho = 1)
         numpyro.factor("loading_uniqueness_tilt", jnp.sum(
             uniqueness_tilt(rho, pop["logit_loading_loc"], pop["logit_loading_scale"])))
