@@ -13,6 +13,7 @@
 Run:
   .venv/bin/python bench/lobo.py --set small
   .venv/bin/python bench/lobo.py --set small --refit cruxeval_o gsm8k
+  .venv/bin/python bench/lobo.py --set small --scopes pair --tag tilt --work /tmp/x
   .venv/bin/python bench/lobo.py --set dev --benchmarks bfcl cruxeval_o --chains 2 \
       --warmup 250 --draws 250
 """
@@ -59,7 +60,9 @@ def run_curves(args) -> None:
                            scopes=tuple(args.scopes), seeds=tuple(args.split_seeds), echo=print,
                            **config)
     wall = time.time() - t0
-    stem = RESULTS / f"lobo_{args.set}"
+    # A tagged run (e.g. one model variant, one scope) must not overwrite the record.
+    name = f"lobo_{args.set}" + (f"_{args.tag}" if args.tag else "")
+    stem = RESULTS / name
     Path(f"{stem}.png").write_bytes(Path(res["plot_path"]).read_bytes())
     Path(f"{stem}.jsonl").write_text(Path(res["records_path"]).read_text())
     head = (f"# Leave-one-benchmark-out on real-multibench{'-small' if args.set == 'small' else ''}"
@@ -70,7 +73,7 @@ def run_curves(args) -> None:
             f"seeds {', '.join(map(str, args.split_seeds))} averaged; "
             f"ALC = 0.1 B0 + 0.2 (B1 + B3 + B7 + B15) + 0.1 B31. "
             f"Wall time of the whole run: {wall:.0f} s.\n\n")
-    Path(f"{stem}.md").write_text(head + res["table"] + f"\n![curves](lobo_{args.set}.png)\n")
+    Path(f"{stem}.md").write_text(head + res["table"] + f"\n![curves]({name}.png)\n")
     print(res["table"])
 
 
@@ -164,6 +167,8 @@ def main() -> int:
     ap.add_argument("--benchmarks", nargs="+", default=None)
     ap.add_argument("--refit", nargs="+", default=None, metavar="BENCHMARK")
     ap.add_argument("--scopes", nargs="+", default=["pair", "item"], choices=("pair", "item"))
+    ap.add_argument("--tag", default="",
+                    help="suffix of the result files (bench/results/lobo_<set>_<tag>.*)")
     ap.add_argument("--split-seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=1500)
