@@ -243,3 +243,16 @@ def test_a_new_benchmarks_loading_follows_the_tilted_population():
     np.testing.assert_allclose(np.quantile(tilted, q), np.quantile(expit(x[keep]), q),
                                atol=0.01)
     assert np.median(tilted) < np.median(plain) - 0.02
+
+
+def test_without_a_population_the_moment_matched_loadings_are_not_tilted_again():
+    """The fallback normal is fitted to the posterior's loadings, which carry the tilt."""
+    from bayesirt.predictive.draws import _replace
+    from bayesirt.predictive.newbench import NewBenchmarks
+
+    draws, _ = known_world(np.random.default_rng(4), n_draws=64, population=False)
+    tilted = _replace(draws, loading_uniqueness_power=np.ones(64))
+    assert not NewBenchmarks(tilted, draws.model_ids, None).uniqueness_power().any()
+    with_pop, _ = known_world(np.random.default_rng(4), n_draws=64)
+    tilted_pop = _replace(with_pop, loading_uniqueness_power=np.ones(64))
+    assert NewBenchmarks(tilted_pop, with_pop.model_ids, None).uniqueness_power().all()

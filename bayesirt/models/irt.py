@@ -413,7 +413,7 @@ def uniqueness_tilt(rho, loc, scale):
     items per cell) the centred abilities of that benchmark must follow the general one
     within :math:`\sqrt{\psi_k}`: a funnel (a Heywood case) in which chains stopped at
     :math:`\rho = 1.0` with step sizes 1e-4 to 3e-8 (R-hat 3.08 on the small set at one key,
-    4.7-5.4 on half of its items). The tilt is a boundary-avoiding prior (density 0 at
+    5.37 on half of its items). The tilt is a boundary-avoiding prior (density 0 at
     :math:`\psi = 0`, like a Gamma(2) on a variance component): a benchmark-specific part
     never vanishes entirely, which is also what we believe of real benchmarks.
 

@@ -134,9 +134,15 @@ class NewBenchmarks:
         return out
 
     def uniqueness_power(self) -> np.ndarray:
-        """Per draw, the power ``a`` of the loadings' tilt ``(1 - rho^2)^a``, (S,) (0: none)."""
+        """Per draw, the power ``a`` of the loadings' tilt ``(1 - rho^2)^a``, (S,) (0: none).
+
+        Only a posterior that holds its population tilts it: without one, the normal is
+        moment-matched to the fitted loadings themselves, which already carry the tilt.
+        """
         a = self.d.loading_uniqueness_power
-        return np.zeros(self.S) if a is None else np.asarray(a, dtype=np.float64)
+        if a is None or not self.d.has_population:
+            return np.zeros(self.S)
+        return np.asarray(a, dtype=np.float64)
 
     def _general(self) -> tuple[np.ndarray, np.ndarray] | None:
         """General abilities (S, n_models) and whether the loading is fixed at 1, or None."""
