@@ -355,6 +355,7 @@ def describe(data) -> dict:
 
 # ----------------------------------------------------------------------------- variants
 # name -> {"module.CONSTANT": value}; each patches the constant for this process only.
+NC = "bayesirt.models.irt.BENCHMARK_NONCENTRED"
 VARIANTS: dict[str, dict] = {
     # the code as it stands
     "default": {},
@@ -371,8 +372,25 @@ VARIANTS: dict[str, dict] = {
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.irt.UNIQUENESS_POWER": 0.0},
     # the loadings non-centred against their population
-    "rho-nc": {"bayesirt.models.irt.LOADING_NONCENTRED": True},
+    "rho-nc": {NC: frozenset({"rho"})},
+    # the population's spreads half-normal (before they were made boundary-avoiding)
+    "pop-halfnormal": {"bayesirt.models.irt.POPULATION_PRIORS": "halfnormal"},
+    # the loadings centred everywhere (before the per-benchmark rule)
+    "rho-centred": {"bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED": 0},
+    # every benchmark-level parameter non-centred against its population
+    "bench-nc": {NC: frozenset({"mu_difficulty", "sigma_difficulty",
+                                "mu_log_discrimination", "rho"})},
+    # the discrimination means and the loadings non-centred
+    "mua-rho-nc": {NC: frozenset({"mu_log_discrimination", "rho"})},
 }
+
+
+def _halfnormal_population(priors: dict) -> dict:
+    """POPULATION_PRIORS with the spreads half-normal, as before Gamma(2)."""
+    from bayesirt.models.irt import HALFNORMAL_SPREADS
+
+    return {k: (("halfnormal", 0.0, HALFNORMAL_SPREADS[k]) if k in HALFNORMAL_SPREADS
+                else spec) for k, spec in priors.items()}
 
 
 def apply_variant(name: str) -> None:
@@ -383,7 +401,12 @@ def apply_variant(name: str) -> None:
         if key.startswith("config."):
             continue
         module, attr = key.rsplit(".", 1)
-        setattr(importlib.import_module(module), attr, value)
+        mod = importlib.import_module(module)
+        if attr == "POPULATION_PRIORS" and value == "halfnormal":
+            # patched in place: the simulator and the model share the one dict
+            mod.POPULATION_PRIORS.update(_halfnormal_population(mod.POPULATION_PRIORS))
+            continue
+        setattr(mod, attr, value)
 
 
 # ----------------------------------------------------------------------------- running

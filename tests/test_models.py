@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -215,6 +217,48 @@ def test_build_inputs_carries_parameterisation_masks_of_the_right_size():
     assert np.array_equal(auto["difficulty_centred"].astype(bool), expected)
     assert np.array_equal(auto["log_discrimination_centred"].astype(bool), expected)
     assert not auto["category_centred"].any()
+
+
+def test_a_loading_is_centred_where_enough_models_link_its_benchmark():
+    from bayesirt.models.inputs import LOADING_CENTRE_MIN_LINKED
+
+    assert LOADING_CENTRE_MIN_LINKED == 20  # the shapes below are built around it
+    data, _ = simulate(np.random.default_rng(4), "hier2pl", n_models=50,
+                       items_per_benchmark=(6, 6, 6), coverage=1.0)
+    bench = np.asarray(data.item_benchmark)[data.item_idx]
+    m = data.model_idx
+    # benchmark 0: models 0-29; 1: models 0-21; 2: models 0-5 and 30-49 (26 models, but
+    # only 6 of them took another benchmark, so only 6 identify its loading).
+    keep = np.where(bench == 0, m < 30, np.where(bench == 1, m < 22, (m < 6) | (m >= 30)))
+    thinned = dataclasses.replace(data, model_idx=m[keep], item_idx=data.item_idx[keep],
+                                  response=data.response[keep])
+    assert build_inputs(thinned).arrays["loading_centred"].tolist() == [1.0, 1.0, 0.0]
+    assert build_inputs(thinned, parameterisation="noncentred").arrays[
+        "loading_centred"].tolist() == [0.0, 0.0, 0.0]
+    assert build_inputs(thinned, parameterisation="centred").arrays[
+        "loading_centred"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_population_spreads_are_gamma2_of_the_stated_mean():
+    import jax
+
+    from bayesirt.models.irt import POPULATION_PRIORS, population_prior
+    from bayesirt.models.simulate import _population_draw
+
+    family, loc, mean = POPULATION_PRIORS["logit_loading_scale"]
+    assert family == "gamma2"
+    prior = population_prior(family, loc, mean)
+    draws = np.asarray(prior.sample(jax.random.key(0), (40_000,)))
+    # Gamma(2, 2/mean): mean `mean`, sd mean/sqrt(2); MC se of the mean ~0.003.
+    assert draws.mean() == pytest.approx(mean, abs=0.015)
+    assert draws.std() == pytest.approx(mean / np.sqrt(2.0), abs=0.015)
+    # zero-avoiding: far less mass near 0 than a half-normal of the same mean
+    assert np.mean(draws < 0.1 * mean) < 0.02
+    sim = np.array([_population_draw(np.random.default_rng(i), family, loc, mean)
+                    for i in range(4000)])
+    assert sim.mean() == pytest.approx(mean, abs=0.04)
+    with pytest.raises(ValueError, match="unknown population prior family 'cauchy'"):
+        population_prior("cauchy", 0.0, 1.0)
 
 
 @pytest.mark.parametrize("centred", [0.0, 1.0])

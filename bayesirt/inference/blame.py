@@ -23,12 +23,16 @@ ESS_MIN = 400.0
 
 BENCHMARK_LEVEL = {
     "mu_difficulty": "difficulty mean",
+    "mu_difficulty_z": "difficulty mean (its non-centred coordinate)",
     "sigma_difficulty": "difficulty spread",
+    "sigma_difficulty_z": "difficulty spread (its non-centred coordinate)",
     "mu_log_discrimination": "discrimination mean",
+    "mu_log_discrimination_z": "discrimination mean (its non-centred coordinate)",
     "sigma_log_discrimination": "discrimination spread",
     "sigma_log_discrimination_z": "discrimination spread (its non-centred coordinate)",
     "rho": "loading",
     "rho_z": "loading (its non-centred coordinate)",
+    "rho_raw": "loading (logit where centred, else its non-centred coordinate)",
     "guess": "guessing floor",
 }
 ITEM_LEVEL = ("difficulty", "difficulty_raw", "log_discrimination", "log_discrimination_raw")

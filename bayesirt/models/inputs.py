@@ -122,6 +122,14 @@ CENTRE_MIN_CATEGORY_ITEMS = 20
 # mean keeps its form (real-multibench: benchmarks of >= 500 items; small set: < 20 items).
 CATEGORY_PIN_RATIO = 0.25
 PARAMETERISATIONS = ("auto", "centred", "noncentred")
+# A benchmark's loading on the general ability is identified by the models that took it AND
+# another benchmark (the covariance of their abilities); the sd of a correlation from n pairs
+# is ~1 / sqrt(n - 3), so below ~20 linking models it is as loose as the loadings' population
+# spread and the centred form sits in that population's funnel. Measured on the robustness
+# suite (bench/results/robustness_tilt.md): every loading non-centred took sim-few-models
+# (7-11 linking models per benchmark) from 257 divergences to 19, but cost the full small set
+# (24-26 linking models on three benchmarks) ESS 696 -> 454.
+LOADING_CENTRE_MIN_LINKED = 20
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).
 NARROW_NUISANCE_MIN_ITEMS = 500
@@ -322,6 +330,11 @@ def build_inputs(
         return 1.0 / np.sqrt(1.0 + 0.1 * n) if n >= NARROW_NUISANCE_MIN_ITEMS else 1.0
 
     cell_items = np.bincount(obs_cell, minlength=cells.size)
+    # Models per benchmark that also took another benchmark (what identifies its loading).
+    linking = cell_mask * (cell_mask.sum(axis=1, keepdims=True) >= 2)
+    loading_centred = {"auto": linking.sum(axis=0) >= LOADING_CENTRE_MIN_LINKED,
+                       "centred": np.ones(n_benchmarks, bool),
+                       "noncentred": np.zeros(n_benchmarks, bool)}.get(parameterisation)
     benchmark_width = np.ones(n_benchmarks)
     for k in np.unique(cell_benchmark):
         benchmark_width[k] = nuisance_width(cell_items[cell_benchmark == k])
@@ -339,6 +352,7 @@ def build_inputs(
     )
     arrays: dict[str, np.ndarray] = {
         **masks,
+        "loading_centred": loading_centred.astype(np.float32),
         "model_idx": model_idx,
         "obs_item": item_idx,
         "obs_cell": obs_cell.astype(np.int32),

@@ -245,29 +245,37 @@ def _mixed_normal(name, loc, scale, centred):
     return jnp.where(is_centred, raw, loc + scale * raw)
 
 
-#: The population of benchmarks: hyperparameter -> its prior (loc, scale) and family.
-#: Each benchmark-level parameter (or its log / logit) is Normal(loc, scale) across
-#: benchmarks; a NEW benchmark's parameters are drawn from the posterior of this population.
-#: Priors are weakly informative on the scale the parameter lives on: abilities are
-#: standardised per benchmark, so difficulties are in ability sds and discriminations are
-#: the benchmark's logit scale (log 0 = 1 logit per ability sd).
+#: The population of benchmarks: hyperparameter -> its prior (family, loc, scale), see
+#: :func:`population_prior`. Each benchmark-level parameter (or its log / logit) is
+#: Normal(loc, scale) across benchmarks; a NEW benchmark's parameters are drawn from the
+#: posterior of this population. Priors are weakly informative on the scale the parameter
+#: lives on: abilities are standardised per benchmark, so difficulties are in ability sds and
+#: discriminations are the benchmark's logit scale (log 0 = 1 logit per ability sd).
+#: The spreads are Gamma(2) (mean = the third entry), boundary-avoiding: estimated from 3-10
+#: benchmarks, a half-normal's mass at 0 let a spread fall into the funnel of the centred
+#: benchmark-level values (robustness suite, seed 0: real-small-drop 442 divergences at the
+#: low end of the discrimination means' spread, 92 with Gamma(2) of the same mean; a
+#: population of benchmarks is never exactly homogeneous). README "Parameterisation".
 POPULATION_PRIORS: dict[str, tuple[str, float, float]] = {
     "difficulty_loc": ("normal", 0.0, 2.0),
-    "difficulty_scale": ("halfnormal", 0.0, 2.0),
+    "difficulty_scale": ("gamma2", 0.0, 1.6),
     "log_sigma_difficulty_loc": ("normal", 0.0, 1.0),
-    "log_sigma_difficulty_scale": ("halfnormal", 0.0, 0.5),
+    "log_sigma_difficulty_scale": ("gamma2", 0.0, 0.4),
     "log_discrimination_loc": ("normal", 0.0, 1.0),
-    "log_discrimination_scale": ("halfnormal", 0.0, 0.5),
+    "log_discrimination_scale": ("gamma2", 0.0, 0.4),
     # Items' log-discrimination spread ~0.5 (the former Gamma(2, 4)'s mean).
     "log_sigma_log_discrimination_loc": ("normal", float(np.log(0.5)), 0.5),
-    "log_sigma_log_discrimination_scale": ("halfnormal", 0.0, 0.5),
+    "log_sigma_log_discrimination_scale": ("gamma2", 0.0, 0.4),
     "logit_loading_loc": ("normal", 0.0, 1.0),
-    # N+(1). Measured and NOT adopted: N+(0.5) freed the small set's key-0 fit from a
-    # Heywood spike (two loadings near 1: chains stuck at rho = 1.0, R-hat 3.08 -> 1.0088)
-    # but cost a 3-benchmark simulation its mixing (tail-ESS 12 in the recovery test):
-    # README "The loadings' population scale".
-    "logit_loading_scale": ("halfnormal", 0.0, 1.0),
+    # Mean 0.8 (a half-normal N+(1)'s). Measured and NOT adopted: N+(0.5) freed the small
+    # set's key-0 fit from a Heywood spike but cost a 3-benchmark simulation its mixing
+    # (tail-ESS 12 in the recovery test): README "The loadings' population scale".
+    "logit_loading_scale": ("gamma2", 0.0, 0.8),
 }
+#: The hyperpriors before the spreads were made boundary-avoiding (a bench variant).
+HALFNORMAL_SPREADS = {"difficulty_scale": 2.0, "log_sigma_difficulty_scale": 0.5,
+                      "log_discrimination_scale": 0.5, "log_sigma_log_discrimination_scale": 0.5,
+                      "logit_loading_scale": 1.0}
 
 
 #: A population of benchmarks is estimated only from at least this many benchmarks; with
@@ -298,11 +306,24 @@ def benchmark_population():
     -------
     dict of str to Array, shape ()
     """
-    out = {}
-    for key, (family, loc, scale) in POPULATION_PRIORS.items():
-        prior = dist.Normal(loc, scale) if family == "normal" else dist.HalfNormal(scale)
-        out[key] = numpyro.sample(f"benchmark_pop_{key}", prior)
-    return out
+    return {key: numpyro.sample(f"benchmark_pop_{key}", population_prior(*spec))
+            for key, spec in POPULATION_PRIORS.items()}
+
+
+def population_prior(family: str, loc: float, scale: float) -> dist.Distribution:
+    """Return the hyperprior of one population parameter (an entry of :data:`POPULATION_PRIORS`).
+
+    ``"normal"``: N(loc, scale); ``"halfnormal"``: N+(scale); ``"gamma2"``: Gamma(2, 2 /
+    scale), i.e. mean ``scale`` with density vanishing linearly at 0 (a boundary-avoiding
+    prior for a spread estimated from few benchmarks).
+    """
+    if family == "normal":
+        return dist.Normal(loc, scale)
+    if family == "halfnormal":
+        return dist.HalfNormal(scale)
+    if family == "gamma2":
+        return dist.Gamma(2.0, 2.0 / scale)
+    raise ValueError(f"unknown population prior family {family!r}")
 
 
 def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks, mean=None,
@@ -380,12 +401,48 @@ def metadata_ability_prior(data, n_orgs, n_features):
     return mean, tau
 
 
-#: Whether the loadings are sampled non-centred against their population. Off: measured on
-#: the robustness suite (``bench/robustness.py --variant rho-nc``) it removed the loadings'
-#: funnel where few models per benchmark leave them loose (sim-few-models: 257 -> 19
-#: divergences) but cost the full small set ESS (696 -> 454) and was not run on the dev set
-#: (``bench/results/robustness_tilt.md``).
-LOADING_NONCENTRED = False
+#: Benchmark-level parameters sampled non-centred against the population of benchmarks
+#: (``<name>_z ~ N(0, 1)``, the value a deterministic site of the same name); the others
+#: are centred. Among ``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
+#: ``rho``. Measured on the robustness suite (``bench/robustness.py --variant rho-nc``):
+#: non-centred loadings removed the loadings' funnel where few models per benchmark leave
+#: them loose (sim-few-models: 257 -> 19 divergences) but cost the full small set ESS (696
+#: -> 454) (``bench/results/robustness_tilt.md``).
+BENCHMARK_NONCENTRED: frozenset[str] = frozenset()
+_LINKS = {"identity": (lambda x: x, None),
+          "exp": (jnp.exp, dist.transforms.ExpTransform()),
+          "sigmoid": (jax.nn.sigmoid, dist.transforms.SigmoidTransform())}
+
+
+def _benchmark_level(name: str, loc, scale, link: str, centred=None):
+    """One benchmark-level parameter, ``link^-1(N(loc, scale))`` across benchmarks.
+
+    Centred (site ``name``); or, if ``name`` is in :data:`BENCHMARK_NONCENTRED`,
+    non-centred (site ``name + "_z"``); or, given ``centred``, per benchmark (site ``name +
+    "_raw"`` on the link scale, see :func:`_mixed_normal`). In the last two ``name`` is a
+    deterministic site. Call inside the benchmark plate. ``link`` is ``identity``, ``exp``
+    or ``sigmoid`` (the inverse link).
+
+    Parameters
+    ----------
+    centred : Array or None, shape (n_benchmarks,)
+        1.0 where the benchmark's value is sampled centred, 0.0 non-centred.
+
+    Returns
+    -------
+    Array, shape (n_benchmarks,)
+    """
+    inverse, transform = _LINKS[link]
+    if centred is not None and name not in BENCHMARK_NONCENTRED:
+        return numpyro.deterministic(name, inverse(_mixed_normal(f"{name}_raw", loc, scale,
+                                                                 centred)))
+    if name in BENCHMARK_NONCENTRED:
+        raw = "rho_z" if name == "rho" else f"{name}_z"  # rho_z: the name measured before
+        z = numpyro.sample(raw, dist.Normal(0.0, 1.0))
+        return numpyro.deterministic(name, inverse(loc + scale * z))
+    base = dist.Normal(loc, scale)
+    return numpyro.sample(name, base if transform is None
+                          else dist.TransformedDistribution(base, transform))
 #: Power of the uniqueness 1 - rho^2 that tilts the loadings' population (see
 #: :func:`uniqueness_tilt`).
 UNIQUENESS_POWER = 1.0
@@ -478,46 +535,32 @@ def hier2pl(
     pop = (benchmark_population() if n_benchmarks >= POPULATION_MIN_BENCHMARKS
            else {k: jnp.asarray(v) for k, v in FIXED_POPULATION.items()})
     with numpyro.plate("benchmark", n_benchmarks):
-        # Centred: every benchmark's location and spreads rest on dozens to thousands of
-        # items, so the data pin them and the population sits above them.
-        mu_b = numpyro.sample(
-            "mu_difficulty", dist.Normal(pop["difficulty_loc"], pop["difficulty_scale"])
-        )
-        sigma_b = numpyro.sample(
-            "sigma_difficulty",
-            dist.LogNormal(pop["log_sigma_difficulty_loc"], pop["log_sigma_difficulty_scale"]),
-        )
-        mu_a = numpyro.sample(
-            "mu_log_discrimination",
-            dist.Normal(pop["log_discrimination_loc"], pop["log_discrimination_scale"]),
-        )
+        # Centred by default: every benchmark's location and spreads rest on dozens to
+        # thousands of items, so the data pin them and the population sits above them
+        # (non-centred where :data:`BENCHMARK_NONCENTRED` says so; see there).
+        mu_b = _benchmark_level("mu_difficulty", pop["difficulty_loc"],
+                                pop["difficulty_scale"], "identity")
         # Log-normal, so zero-avoiding as the former Gamma(2, 4): where items have few
         # responses (e.g. 7 per MMLU-Pro item in the small set) the data cannot rule out
         # sigma -> 0, and a half-normal's mass at the boundary made NUTS crawl in log-sigma
         # (measured: R-hat 1.013, bulk-ESS ~480 of 4,000). Items always differ somewhat.
-        # Non-centred: item slopes are thinly pinned, so the spreads are too, and centred
-        # they sat in the funnel at a small population scale (small set: 182 divergences,
-        # at the low end of that scale).
+        sigma_b = _benchmark_level("sigma_difficulty", pop["log_sigma_difficulty_loc"],
+                                   pop["log_sigma_difficulty_scale"], "exp")
+        mu_a = _benchmark_level("mu_log_discrimination", pop["log_discrimination_loc"],
+                                pop["log_discrimination_scale"], "identity")
+        # Non-centred always: item slopes are thinly pinned, so the spreads are too, and
+        # centred they sat in the funnel at a small population scale (small set: 182
+        # divergences, at the low end of that scale).
         sigma_a_z = numpyro.sample("sigma_log_discrimination_z", dist.Normal(0.0, 1.0))
+        # Per benchmark: centred where enough models link it to others to pin its loading
+        # (``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED``), else non-centred.
+        rho = _benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
+                               "sigmoid", data.get("loading_centred"))
     sigma_a = numpyro.deterministic(
         "sigma_log_discrimination",
         jnp.exp(pop["log_sigma_log_discrimination_loc"]
                 + pop["log_sigma_log_discrimination_scale"] * sigma_a_z),
     )
-    with numpyro.plate("benchmark", n_benchmarks):
-        if LOADING_NONCENTRED:
-            rho_z = numpyro.sample("rho_z", dist.Normal(0.0, 1.0))
-        else:
-            rho = numpyro.sample(
-                "rho",
-                dist.TransformedDistribution(
-                    dist.Normal(pop["logit_loading_loc"], pop["logit_loading_scale"]),
-                    dist.transforms.SigmoidTransform(),
-                ),
-            )
-    if LOADING_NONCENTRED:
-        rho = numpyro.deterministic("rho", jax.nn.sigmoid(
-            pop["logit_loading_loc"] + pop["logit_loading_scale"] * rho_z))
     if UNIQUENESS_POWER:  # (0 = the untilted population; 0 * log(0) would be NaN at rho = 1)
         numpyro.factor("loading_uniqueness_tilt", jnp.sum(
             uniqueness_tilt(rho, pop["logit_loading_loc"], pop["logit_loading_scale"])))

@@ -21,6 +21,17 @@ from bayesirt.models.irt import (
 )
 
 
+def _population_draw(rng: np.random.Generator, family: str, loc: float, scale: float) -> float:
+    """One draw of a population parameter from its hyperprior (``irt.population_prior``)."""
+    if family == "normal":
+        return float(rng.normal(loc, scale))
+    if family == "halfnormal":
+        return float(abs(rng.normal(0.0, scale)))
+    if family == "gamma2":
+        return float(rng.gamma(2.0, scale / 2.0))
+    raise ValueError(f"unknown population prior family {family!r}")
+
+
 def _tilted_loadings(rng: np.random.Generator, loc: float, scale: float, n: int) -> np.ndarray:
     """Draw loadings from hier2pl's population: logit-normal tilted by (1 - rho^2)^a.
 
@@ -116,9 +127,7 @@ def simulate(
     if from_prior:
         # hier2pl's prior: the population of benchmarks first, then each benchmark from it.
         if n_bench >= POPULATION_MIN_BENCHMARKS:
-            pop = {key: (rng.normal(loc, scale) if family == "normal"
-                         else abs(rng.normal(0.0, scale)))
-                   for key, (family, loc, scale) in POPULATION_PRIORS.items()}
+            pop = {key: _population_draw(rng, *spec) for key, spec in POPULATION_PRIORS.items()}
         else:  # too few benchmarks to estimate a population: the model fixes it
             pop = dict(FIXED_POPULATION)
 
