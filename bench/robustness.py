@@ -377,6 +377,11 @@ VARIANTS: dict[str, dict] = {
     "pop-halfnormal": {"bayesirt.models.irt.POPULATION_PRIORS": "halfnormal"},
     # the loadings centred everywhere (before the per-benchmark rule)
     "rho-centred": {"bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED": 0},
+    # a benchmark's spread between its category means: Gamma(2) of mean 0.8 wherever there
+    # are categories ("cat-gamma"), N+(1) everywhere ("cat-halfnormal", the prior before);
+    # the default is Gamma(2) only with <= 5 categories
+    "cat-gamma": {"bayesirt.models.inputs.CATEGORY_FEW_MAX": 10**9},
+    "cat-halfnormal": {"bayesirt.models.inputs.CATEGORY_FEW_MAX": 0},
     # every benchmark-level parameter non-centred against its population
     "bench-nc": {NC: frozenset({"mu_difficulty", "sigma_difficulty",
                                 "mu_log_discrimination", "rho"})},

@@ -239,6 +239,41 @@ def test_a_loading_is_centred_where_enough_models_link_its_benchmark():
         "loading_centred"].tolist() == [1.0, 1.0, 1.0]
 
 
+def test_few_categories_get_the_boundary_avoiding_spread_prior():
+    import jax
+    from numpyro import handlers
+    from numpyro.infer import init_to_uniform
+
+    from bayesirt.models.inputs import CATEGORY_FEW_MAX
+    from bayesirt.models.irt import (
+        CATEGORY_SPREAD_PRIOR,
+        CATEGORY_SPREAD_PRIOR_FEW,
+        hier2pl,
+        population_prior,
+    )
+
+    data, _ = simulate(np.random.default_rng(6), "hier2pl", n_models=8,
+                       items_per_benchmark=(20, 40), coverage=1.0,
+                       categories_per_benchmark=(2, CATEGORY_FEW_MAX + 2))
+    inputs = build_inputs(data)
+    assert inputs.arrays["multi_few_categories"].tolist() == [1.0, 0.0]
+    sigma = np.array([0.3, 1.7])
+    model = handlers.substitute(handlers.seed(hier2pl, jax.random.key(0)),
+                                substitute_fn=init_to_uniform)
+    model = handlers.condition(model, {"sigma_category": sigma})
+    trace = handlers.trace(model).get_trace(inputs.arrays, y=inputs.response, **inputs.sizes)
+    site = trace["sigma_category"]
+    # What the model adds for each spread: its sample site plus the swap factor.
+    per_spread = np.asarray(site["fn"].log_prob(site["value"]))
+    factor = trace["category_spread_few_prior"]
+    total = per_spread.sum() + float(np.sum(factor["fn"].log_prob(factor["value"])))
+    few, many = population_prior(*CATEGORY_SPREAD_PRIOR_FEW), population_prior(
+        *CATEGORY_SPREAD_PRIOR)
+    expected = float(few.log_prob(sigma[0]) + many.log_prob(sigma[1]))
+    assert total == pytest.approx(expected, abs=1e-5)
+    assert abs(float(few.log_prob(sigma[0]) - many.log_prob(sigma[0]))) > 0.1  # not a no-op
+
+
 def test_population_spreads_are_gamma2_of_the_stated_mean():
     import jax
 

@@ -130,6 +130,9 @@ PARAMETERISATIONS = ("auto", "centred", "noncentred")
 # (7-11 linking models per benchmark) from 257 divergences to 19, but cost the full small set
 # (24-26 linking models on three benchmarks) ESS 696 -> 454.
 LOADING_CENTRE_MIN_LINKED = 20
+# A benchmark's spread between its category means rests on that many means: with at most
+# this many, its prior is the boundary-avoiding one (``irt.CATEGORY_SPREAD_PRIOR_FEW``).
+CATEGORY_FEW_MAX = 5
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).
 NARROW_NUISANCE_MIN_ITEMS = 500
@@ -370,6 +373,9 @@ def build_inputs(
         "free_category": free_category,
         "free_category_slot": free_category_slot,
         "multi_benchmark": multi_benchmark,
+        # 1 where a multi-category benchmark has few categories (see CATEGORY_FEW_MAX)
+        "multi_few_categories": (per_benchmark[multi_benchmark] <= CATEGORY_FEW_MAX).astype(
+            np.float32),
     }
     coords: dict[str, list[str]] = {
         "model": list(data.model_ids),

@@ -13,6 +13,7 @@ import numpy as np
 
 from bayesirt.data import IRTData
 from bayesirt.errors import InputError
+from bayesirt.models import inputs, irt
 from bayesirt.models.irt import (
     FIXED_POPULATION,
     POPULATION_MIN_BENCHMARKS,
@@ -140,7 +141,10 @@ def simulate(
         sigma_a = np.exp(across("log_sigma_log_discrimination"))
         rho = _tilted_loadings(rng, pop["logit_loading_loc"], pop["logit_loading_scale"],
                                n_bench)
-        sigma_c = np.abs(rng.normal(0.0, 1.0, n_bench))
+        # read through the modules: a bench variant patches the priors for one process
+        sigma_c = np.array([_population_draw(rng, *(
+            irt.CATEGORY_SPREAD_PRIOR_FEW if cats[k] <= inputs.CATEGORY_FEW_MAX
+            else irt.CATEGORY_SPREAD_PRIOR)) for k in range(n_bench)])
     else:
         mu_b = rng.normal(0.0, 0.7, n_bench)
         sigma_b = rng.uniform(0.8, 1.4, n_bench)
