@@ -416,10 +416,11 @@ def metadata_ability_prior(data, n_orgs, n_features):
 #: Benchmark-level parameters sampled non-centred against the population of benchmarks
 #: (``<name>_z ~ N(0, 1)``, the value a deterministic site of the same name); the others
 #: are centred. Among ``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
-#: ``rho``. Measured on the robustness suite (``bench/robustness.py --variant rho-nc``):
-#: non-centred loadings removed the loadings' funnel where few models per benchmark leave
-#: them loose (sim-few-models: 257 -> 19 divergences) but cost the full small set ESS (696
-#: -> 454) (``bench/results/robustness_tilt.md``).
+#: ``rho``. Empty by default: the loadings follow the per-benchmark rule of
+#: ``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED`` instead (every loading non-centred,
+#: ``--variant rho-nc``, cost the full small set ESS 696 -> 454), and every benchmark-level
+#: parameter non-centred (``--variant bench-nc``) cost 2-4x the leapfrog steps
+#: (``bench/results/robustness_pop.md``). A bench lever, not a user option.
 BENCHMARK_NONCENTRED: frozenset[str] = frozenset()
 _LINKS = {"identity": (lambda x: x, None),
           "exp": (jnp.exp, dist.transforms.ExpTransform()),
@@ -455,6 +456,8 @@ def _benchmark_level(name: str, loc, scale, link: str, centred=None):
     base = dist.Normal(loc, scale)
     return numpyro.sample(name, base if transform is None
                           else dist.TransformedDistribution(base, transform))
+
+
 #: Power of the uniqueness 1 - rho^2 that tilts the loadings' population (see
 #: :func:`uniqueness_tilt`).
 UNIQUENESS_POWER = 1.0
