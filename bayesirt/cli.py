@@ -70,6 +70,7 @@ def _fit_config(args: argparse.Namespace) -> dict:
         "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
         "device": args.device, "devices": args.devices, "guess": args.guess,
         "contamination": args.contamination, "metadata": args.metadata,
+        "outliers": args.outliers,
         "mass_matrix": args.mass_matrix,
         "embedding_components": args.embedding_components,
         "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
@@ -429,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(forced correct) with its own probability, so successes on items "
                         "far above a model's level stop inflating its ability (for ability "
                         "scores; predictions of new items use the clean part)")
+    p.add_argument("--outliers", action="store_true",
+                   help="hier2pl: let a (model, benchmark) cell's ability be an outlier, "
+                        "unrelated to the model's general ability (a model that fails one "
+                        "benchmark's answer format, a specialist); the outlier indicators "
+                        "are summed out exactly (at most 12 benchmarks)")
     p.add_argument("--metadata", action="store_true",
                    help="hier2pl: each model's general ability gets a prior mean from its "
                         "metadata (log parameter count, instruct flag, release date, each "

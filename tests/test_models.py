@@ -87,7 +87,7 @@ def test_complete_abilities_keeps_observed_cells_and_fills_from_the_conditional(
     draws = 20_000
     ability_cell = np.broadcast_to(np.linspace(-1, 1, n_cells), (1, draws, n_cells))
     rho = np.full((1, draws, 3), 0.6)
-    ability, general = complete_abilities(np.random.default_rng(3), ability_cell, rho, inputs)
+    ability, general, _ = complete_abilities(np.random.default_rng(3), ability_cell, rho, inputs)
     mask = inputs.arrays["cell_mask"].astype(bool)
     observed = ability[0, 0][mask]
     assert np.allclose(
@@ -362,3 +362,60 @@ def test_loading_tilt_normaliser_and_draws_match_monte_carlo():
         rho = _tilted_loadings(rng, loc, scale, 100_000)
         logit = np.log(rho) - np.log1p(-rho)
         np.testing.assert_allclose(np.quantile(logit, u), want, atol=0.04 * scale)
+
+
+def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
+    """The factor density with outliers equals the brute-force mixture over indicators."""
+    import itertools
+
+    import jax.numpy as jnp
+    from scipy.stats import multivariate_normal
+
+    from bayesirt.models.irt import factor_ability_logdensity
+
+    rng = np.random.default_rng(0)
+    mask = np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]], float)
+    cm, cb = np.nonzero(mask)
+    x = rng.normal(size=cm.size)
+    rho = np.array([0.9, 0.6, 0.3])
+    data = {"cell_mask": jnp.asarray(mask), "cell_model": jnp.asarray(cm),
+            "cell_benchmark": jnp.asarray(cb)}
+    pi = 0.2
+    got = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3,
+                                          outlier=jnp.asarray(pi)))
+    want = 0.0
+    for m in range(4):
+        S = np.nonzero(mask[m])[0]
+        dens = 0.0
+        for z in itertools.product([0, 1], repeat=S.size):
+            z = np.asarray(z)
+            r = rho[S] * (1 - z)
+            cov = np.diag(1 - r**2) + np.outer(r, r)
+            dens += (pi ** z.sum() * (1 - pi) ** (S.size - z.sum())
+                     * multivariate_normal(np.zeros(S.size), cov).pdf(x[cm == m]))
+        want += np.log(dens)
+    assert abs(got - want) < 1e-4
+    base = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3))
+    assert abs(got - base) > 0.1  # the option changes the density
+
+
+def test_completed_abilities_mark_an_outlier_cell():
+    """A model far off its general ability on one benchmark gets a high outlier probability."""
+    from bayesirt.models import complete_abilities
+
+    data, _ = simulate(np.random.default_rng(2), "hier2pl", n_models=5,
+                       items_per_benchmark=(5, 5, 5), coverage=1.0)
+    inputs = build_inputs(data)
+    n_cells = inputs.arrays["cell_model"].size
+    cell = np.zeros((1, 200, n_cells))
+    rho = np.full((1, 200, inputs.sizes["n_benchmarks"]), 0.95)
+    # Model 0 is strong everywhere except one benchmark, where it is at the bottom.
+    first = np.nonzero(inputs.arrays["cell_model"] == 0)[0]
+    cell[..., first] = 1.5
+    cell[..., first[0]] = -2.0
+    _, _, prob = complete_abilities(np.random.default_rng(0), cell, rho, inputs,
+                                    outlier=np.full((1, 200), 0.05))
+    b0 = inputs.arrays["cell_benchmark"][first[0]]
+    others = inputs.arrays["cell_benchmark"][first[1:]]
+    assert prob[0, :, 0, b0].mean() > 0.5
+    assert np.all(prob[0, :, 0, others].mean(axis=0) < 0.2)

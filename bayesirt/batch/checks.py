@@ -17,7 +17,7 @@ from bayesirt.errors import InputError
 FIT_KEYS: dict[str, type] = {
     "model": str, "seed": int, "chains": int, "warmup": int, "draws": int,
     "max_tree_depth": int, "target_accept": float, "guess": bool,
-    "contamination": bool, "mass_matrix": str,
+    "contamination": bool, "outliers": bool, "mass_matrix": str,
     "embedding_components": int, "parameterisation": str, "init": str, "init_steps": int,
     "log_likelihood": bool,
 }

@@ -161,6 +161,8 @@ def _label(config: dict[str, Any]) -> tuple[str, list[str]]:
         parts.append("guess")
     if config.get("contamination"):
         parts.append("contam")
+    if config.get("outliers"):
+        parts.append("outliers")
     if config.get("mass_matrix", "diagonal") != "diagonal":
         parts.append(f"mass-{config['mass_matrix']}")
     if config.get("embedding_components"):
@@ -211,7 +213,7 @@ def _full_config(check: Checker, choice: dict[str, Any], sources: dict[str, tupl
     config.update(BATCH_DEFAULTS)
     config.update(choice)
     spec = get_model(config["model"])
-    for option in ("guess", "contamination", "embedding_components"):
+    for option in ("guess", "contamination", "outliers", "embedding_components"):
         if config[option] and option not in spec.options:
             raise check.fail(
                 f"model {config['model']!r} does not take {option} ({origin}; it takes: "

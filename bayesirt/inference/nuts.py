@@ -67,6 +67,9 @@ class FitConfig:
         instruct flag, release date, organisation; ``hier2pl`` only;
         ``bayesirt.models.irt.metadata_ability_prior``), so a NEW model with metadata gets an
         informed ability prior.
+    outliers : bool
+        A (model, benchmark) cell's ability may be an outlier, unrelated to the general
+        ability (``hier2pl`` only; ``bayesirt.models.irt.outlier_configurations``).
     embedding_components : int
         PCA components of item embeddings in the difficulty prior (``hier2pl`` only).
     parameterisation : str
@@ -107,6 +110,7 @@ class FitConfig:
     devices: int = 1
     guess: bool = False
     contamination: bool = False
+    outliers: bool = False
     metadata: bool = False
     embedding_components: int = 0
     parameterisation: str = "auto"
@@ -172,6 +176,7 @@ class FitConfig:
             ("guess", self.guess),
             ("contamination", self.contamination),
             ("metadata", self.metadata),
+            ("outliers", self.outliers),
             ("embedding_components", self.embedding_components),
         ):
             if used and option not in spec.options:
@@ -263,7 +268,8 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         sizes = sharded.sizes
     # Every model takes (or ignores, through **_unused) the option keywords.
     model = functools.partial(spec.fn, **sizes, guess=config.guess,
-                              contamination=config.contamination, metadata=config.metadata)
+                              contamination=config.contamination, metadata=config.metadata,
+                              outliers=config.outliers)
     if sharded is not None:
         model = sharding.masked_model(model)
     chain_method = (

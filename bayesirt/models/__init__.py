@@ -49,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
         hier2pl,
         "hierarchical 2PL: benchmark/category item priors, factor-structured abilities per "
         "benchmark",
-        ("guess", "embedding_components", "contamination", "metadata"),
+        ("guess", "embedding_components", "contamination", "metadata", "outliers"),
     ),
 }
 
@@ -100,6 +100,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "embedding_coef_scale": (),
     "ability_cell": ("cell",),
     "leak_probability_cell": ("cell",),
+    "outlier_fraction": (),
     "mu_difficulty_global": (),
     "sigma_difficulty_global": (),
     "mu_log_discrimination_global": (),
@@ -120,7 +121,8 @@ def complete_abilities(
     inputs: ModelInputs,
     mean: np.ndarray | None = None,
     tau: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    outlier: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     r"""Fill in abilities of unobserved cells and draw the general ability, per draw.
 
     Under the one-factor prior with :math:`\eta_m \sim N(\mu_m, \tau^2)`,
@@ -139,11 +141,18 @@ def complete_abilities(
         Prior mean of the general ability (metadata); default 0.
     tau : ndarray, shape (chains, draws), optional
         Its prior sd; default 1.
+    outlier : ndarray, shape (chains, draws), optional
+        Outlier fraction (the outlier option): each model's outlier configuration is first
+        drawn from its exact conditional (:func:`bayesirt.models.irt.outlier_configurations`),
+        an outlier cell's loading is then 0 (its ability N(0, 1)).
 
     Returns
     -------
     ability : ndarray, shape (chains, draws, n_models, n_benchmarks)
     general : ndarray, shape (chains, draws, n_models)
+    outlier_probability : ndarray, shape (chains, draws, n_models, n_benchmarks), or None
+        Each cell's conditional probability of being an outlier in that draw (Rao-
+        Blackwellised; unobserved cells: the fraction). None without ``outlier``.
     """
     sizes = inputs.sizes
     n_chains, n_draws = ability_cell.shape[:2]
@@ -151,6 +160,9 @@ def complete_abilities(
     x = np.zeros((n_chains, n_draws, sizes["n_models"], sizes["n_benchmarks"]))
     x[:, :, inputs.arrays["cell_model"], inputs.arrays["cell_benchmark"]] = ability_cell
     r = rho[:, :, None, :].astype(np.float64)
+    prob = None
+    if outlier is not None:
+        r, prob = _draw_outliers(rng, x, r, mask, outlier, mean, tau)
     d = 1.0 - r**2
     prec0 = 1.0 if tau is None else 1.0 / np.asarray(tau, np.float64)[..., None] ** 2
     mu = 0.0 if mean is None else np.asarray(mean, np.float64)
@@ -160,7 +172,44 @@ def complete_abilities(
     general = var * b_sum + np.sqrt(var) * rng.standard_normal(var.shape)
     fill = r * general[..., None] + np.sqrt(d) * rng.standard_normal(x.shape)
     ability = np.where(mask, x, fill)
-    return ability, general
+    return ability, general, prob
+
+
+def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
+    """Draw each model's outlier configuration; return its loadings (0 at outliers), P(z=1).
+
+    Per chain (memory: configurations x draws x models x benchmarks). The configuration's
+    log weight is the prior of its indicators plus the model's factor density (numpy twin of
+    ``bayesirt.models.irt._factor_terms``).
+    """
+    from bayesirt.models.irt import outlier_configurations
+
+    z = outlier_configurations(x.shape[-1])  # (C, K)
+    r_out = np.empty_like(np.broadcast_to(r, x.shape))
+    prob = np.empty(x.shape)
+    for c in range(x.shape[0]):
+        pi = np.asarray(outlier, np.float64)[c][:, None]  # (draws, 1)
+        log_w = z.sum(1)[None, :] * np.log(pi) + (1 - z).sum(1)[None, :] * np.log1p(-pi)
+        rz = r[c][None] * (1.0 - z[:, None, None, :])  # (C, draws, 1, K)
+        xc = x[c][None]
+        if mean is not None:
+            xc = xc - rz * np.asarray(mean, np.float64)[c][None, :, :, None]
+        rt = rz if tau is None else np.asarray(tau, np.float64)[c][None, :, None, None] * rz
+        dz = 1.0 - rz**2
+        quad_d = np.sum(mask * xc**2 / dz, axis=-1)
+        r_dx = np.sum(mask * rt * xc / dz, axis=-1)
+        r_dr = np.sum(mask * rt**2 / dz, axis=-1)
+        log_det = np.sum(mask * np.log(dz), axis=-1) + np.log1p(r_dr)
+        lp = -0.5 * (quad_d - r_dx**2 / (1.0 + r_dr) + log_det)  # (C, draws, models)
+        lp = lp + log_w.T[:, :, None]
+        w = np.exp(lp - lp.max(axis=0, keepdims=True))
+        w /= w.sum(axis=0, keepdims=True)
+        prob[c] = np.einsum("cdm,ck->dmk", w, z)
+        # Inverse-CDF draw of one configuration per (draw, model).
+        u = rng.uniform(size=w.shape[1:])
+        pick = np.minimum((np.cumsum(w, axis=0) < u[None]).sum(axis=0), z.shape[0] - 1)
+        r_out[c] = np.broadcast_to(r[c], x.shape[1:]) * (1.0 - z[pick])
+    return r_out, prob
 
 
 def contract_posterior(
@@ -221,8 +270,11 @@ def contract_posterior(
                 effect = np.concatenate([out["org_effect"], np.zeros((*lead, 1))], axis=-1)
                 mean = mean + effect[..., inputs.arrays["model_org"]]
             tau = out["ability_residual_scale"]
-        ability, general = complete_abilities(rng, out.pop("ability_std"), out["rho"], inputs,
-                                              mean, tau)
+        ability, general, outlier_prob = complete_abilities(
+            rng, out.pop("ability_std"), out["rho"], inputs, mean, tau,
+            out.get("outlier_fraction"))
+        if outlier_prob is not None:
+            out["outlier_probability"] = outlier_prob
         # Abilities are standardised per benchmark, so a new model's ability is ~N(0, 1).
         out["ability"] = ability
         out["theta"] = general
@@ -246,6 +298,7 @@ def contract_posterior(
         {
             "ability": ("model", "benchmark"),
             "leak_probability": ("model", "benchmark"),
+            "outlier_probability": ("model", "benchmark"),
             "category_offset": ("category",),
             "ability_pop_loc": ("benchmark",),
             "ability_pop_scale": ("benchmark",),

@@ -71,7 +71,15 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from bayesirt.errors import InputError
+
 LOG_2PI = float(np.log(2.0 * np.pi))
+#: The outlier option enumerates 2^K configurations of a model's cells (K benchmarks).
+OUTLIER_MAX_BENCHMARKS = 12
+#: Beta prior of the fraction of (model, benchmark) cells that are outliers: mean 0.05, 95%
+#: below 0.14 -- most cells follow the general ability; a few (a model that fails a
+#: benchmark's answer format, a specialist) do not. The same prior as the leak probability.
+OUTLIER_FRACTION_PRIOR = (1.0, 19.0)
 
 
 def _likelihood(eta, guess_obs, y, n_obs):
@@ -339,7 +347,7 @@ def population_prior(family: str, loc: float, scale: float) -> dist.Distribution
 
 
 def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks, mean=None,
-                              tau=None):
+                              tau=None, outlier=None):
     r"""Log density of observed-cell abilities under the one-factor prior, eta integrated out.
 
     With :math:`\eta_m \sim N(\mu_m, \tau^2)` (:math:`\mu_m = 0, \tau = 1` without
@@ -360,28 +368,67 @@ def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks, m
         Prior mean of each model's general ability (metadata); None means 0.
     tau : Array or None, shape ()
         Prior sd of the general ability around ``mean``; None means 1.
+    outlier : Array or None, shape ()
+        Probability that a cell is an outlier (:func:`outlier_configurations`): its ability
+        is then N(0, 1), unrelated to the general ability. None: no outliers.
 
     Returns
     -------
     Array, shape ()
         Sum over models of :math:`\log N(x_m \mid \rho_S\mu_m, D_S + \tau^2 r_S r_S^\top)`
-        over the model's observed benchmarks S (Woodbury: O(K) per model).
+        over the model's observed benchmarks S (Woodbury: O(K) per model); with outliers,
+        of that density mixed exactly over every outlier configuration of the model's cells.
     """
     mask = data["cell_mask"]
     x = jnp.zeros((n_models, n_benchmarks), dtype=ability_cell.dtype)
     x = x.at[data["cell_model"], data["cell_benchmark"]].set(ability_cell)
-    r = rho[None, :]
+    if outlier is not None:
+        z = jnp.asarray(outlier_configurations(n_benchmarks), dtype=x.dtype)  # (C, K)
+        # A configuration's prior over ALL K cells: the copies that differ only in a model's
+        # unobserved cells have equal densities and prior weights summing to the one weight
+        # of its observed cells, so the mixture over C is that over the observed cells.
+        log_w = z @ jnp.full(n_benchmarks, jnp.log(outlier)) + (1.0 - z) @ jnp.full(
+            n_benchmarks, jnp.log1p(-outlier))
+        per_config = _factor_terms(x[None], rho[None, None, :] * (1.0 - z[:, None, :]),
+                                   mask[None], None if mean is None else mean[None],
+                                   tau)  # (C, n_models)
+        return jnp.sum(jax.nn.logsumexp(per_config + log_w[:, None], axis=0))
+    return jnp.sum(_factor_terms(x, rho[None, :], mask, mean, tau))
+
+
+def outlier_configurations(n_benchmarks):
+    r"""Every outlier configuration of a model's K cells: 0/1 array (2^K, K), float64.
+
+    With the outlier option a cell's ability is, with probability :math:`\pi`, drawn from
+    N(0, 1) instead of :math:`\rho_k\eta_m + \sqrt{1-\rho_k^2}\,\varepsilon` (a model
+    that fails one benchmark's format, or a specialist: the benchmark says nothing about its
+    general ability). The indicators are summed out exactly, 2^K configurations per model,
+    so the sampler sees no discrete variable; K is capped at :data:`OUTLIER_MAX_BENCHMARKS`.
+    """
+    k = int(n_benchmarks)
+    if k > OUTLIER_MAX_BENCHMARKS:
+        raise InputError(
+            f"the outlier option sums over 2^K outlier configurations per model; K = {k} "
+            f"benchmarks is above its limit {OUTLIER_MAX_BENCHMARKS}"
+        )
+    codes = np.arange(2**k)[:, None]
+    return ((codes >> np.arange(k)[None, :]) & 1).astype(np.float64)
+
+
+def _factor_terms(x, r, mask, mean, tau):
+    """Per-model log N of the observed abilities for loadings ``r`` (broadcast to x)."""
     d = 1.0 - r**2
     if mean is not None:
-        x = x - r * mean[:, None]
+        x = x - r * mean[..., None]
     rt = r if tau is None else tau * r
-    quad_d = jnp.sum(mask * x**2 / d, axis=1)
-    r_dx = jnp.sum(mask * rt * x / d, axis=1)
-    r_dr = jnp.sum(mask * rt**2 / d, axis=1)
-    log_det = jnp.sum(mask * jnp.log(d), axis=1) + jnp.log1p(r_dr)
-    n_obs_cells = jnp.sum(mask, axis=1)
+    quad_d = jnp.sum(mask * x**2 / d, axis=-1)
+    r_dx = jnp.sum(mask * rt * x / d, axis=-1)
+    r_dr = jnp.sum(mask * rt**2 / d, axis=-1)
+    log_det = jnp.sum(mask * jnp.log(d), axis=-1) + jnp.log1p(r_dr)
+    n_obs_cells = jnp.sum(mask, axis=-1)
     quad = quad_d - r_dx**2 / (1.0 + r_dr)
-    return jnp.sum(-0.5 * (quad + log_det + n_obs_cells * LOG_2PI))
+    return -0.5 * (quad + log_det + n_obs_cells * LOG_2PI)
+
 
 
 def metadata_ability_prior(data, n_orgs, n_features):
@@ -515,6 +562,7 @@ def hier2pl(
     guess=False,
     contamination=False,
     metadata=False,
+    outliers=False,
     n_orgs=0,
     n_features=0,
     y=None,
@@ -544,6 +592,10 @@ def hier2pl(
     metadata : bool
         Whether each model's general ability has a prior mean from its metadata
         (:func:`metadata_ability_prior`); ``n_orgs``, ``n_features`` are then its sizes.
+    outliers : bool
+        Whether a (model, benchmark) cell's ability may be an outlier, unrelated to the
+        general ability (:func:`outlier_configurations`; fraction ``outlier_fraction`` with
+        the prior :data:`OUTLIER_FRACTION_PRIOR`).
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
@@ -655,10 +707,12 @@ def hier2pl(
     ability_std = numpyro.deterministic("ability_std", ability_std)
     eta_mean, eta_sd = (metadata_ability_prior(data, n_orgs, n_features) if metadata
                         else (None, None))
+    outlier = (numpyro.sample("outlier_fraction", dist.Beta(*OUTLIER_FRACTION_PRIOR))
+               if outliers else None)
     numpyro.factor(
         "ability_prior",
         factor_ability_logdensity(ability_std, rho, data, n_models, n_benchmarks, eta_mean,
-                                  eta_sd)
+                                  eta_sd, outlier)
         + log_nuisance,
     )
 

@@ -46,6 +46,7 @@ FLAT_VARIABLES = (
     "org_effect",
     "ability_residual_scale",
     "loading_uniqueness_power",
+    "outlier_fraction",
     # The population of benchmarks (``bayesirt.models.irt.POPULATION_PRIORS``; listed here
     # so that reading a posterior does not import JAX).
     *(f"benchmark_pop_{key}" for key in (

@@ -42,6 +42,9 @@ DRAW_VARS: dict[str, tuple[str, ...]] = {
     # The power a of the loadings' population tilt psi^a (``bayesirt.models.irt.
     # uniqueness_tilt``); absent (a posterior fitted without it) means 0.
     "loading_uniqueness_power": (),
+    # Fraction of (model, benchmark) cells whose ability is an outlier, N(0, 1) whatever the
+    # general ability (``bayesirt.models.irt.outlier_configurations``); absent means 0.
+    "outlier_fraction": (),
     **{f"benchmark_pop_{key}": () for key in (
         "difficulty_loc", "difficulty_scale",
         "log_sigma_difficulty_loc", "log_sigma_difficulty_scale",
@@ -124,6 +127,10 @@ class PosteriorDraws:
     loading_uniqueness_power : ndarray, shape (S,), optional
         The power ``a`` of the loadings' population tilt: a new benchmark's
         ``logit(rho) ~ N(loc, scale)`` reweighted by ``(1 - rho^2)^a`` (absent: 0).
+    outlier_fraction : ndarray, shape (S,), optional
+        Probability that a model's ability on a benchmark is an outlier, N(0, 1) whatever
+        its general ability (the fit's outlier option; absent: 0). A new benchmark's
+        abilities follow the same mixture.
     benchmark_pop_* : ndarray, shape (S,), optional
         The population of benchmarks (:data:`POPULATION_VARS`): location and scale, across
         benchmarks, of the difficulty mean, the log difficulty spread, the
@@ -162,6 +169,7 @@ class PosteriorDraws:
     org_effect: np.ndarray | None = None
     ability_residual_scale: np.ndarray | None = None
     loading_uniqueness_power: np.ndarray | None = None
+    outlier_fraction: np.ndarray | None = None
     metadata_center: np.ndarray | None = None
     metadata_scale: np.ndarray | None = None
     org_ids: tuple[str, ...] = ()

@@ -19,7 +19,8 @@ class Gibbs:
     def __init__(self, rng: np.random.Generator, pop: dict, state: dict, eta: np.ndarray,
                  eta_var: np.ndarray, lab_models: np.ndarray, lab_items: np.ndarray,
                  lab_sign: np.ndarray, guess: np.ndarray | None, rasch: bool,
-                 rho_tilt: np.ndarray | None = None) -> None:
+                 rho_tilt: np.ndarray | None = None,
+                 outlier: np.ndarray | None = None) -> None:
         self.rng = rng
         # Power a of the loadings' population tilt (1 - rho^2)^a per chain (0: none).
         self.rho_tilt = (np.zeros(next(iter(state.values())).shape[0]) if rho_tilt is None
@@ -36,6 +37,11 @@ class Gibbs:
         # General ability of each labelled model: mean (S, n_m) and variance (0 = known).
         self.eta = eta[:, self.models]
         self.eta_var = eta_var[:, self.models]
+        # Outlier option: per chain the fraction pi (S, 1), and each labelled model's
+        # indicator (its ability then N(0, 1), not tied to the general ability), drawn
+        # exactly given its ability in every sweep.
+        self.outlier = None if outlier is None else np.asarray(outlier, np.float64)[:, None]
+        self.z = np.zeros((self.S, self.n_m), dtype=bool)
         # Row orders and segment starts for per-model and per-item sums of the likelihood.
         self.by_m = np.argsort(m_idx, kind="stable")
         self.start_m = np.searchsorted(m_idx[self.by_m], np.arange(self.n_m))
@@ -64,13 +70,25 @@ class Gibbs:
     # -- densities -----------------------------------------------------------------------
 
     def _theta_prior_mean(self, rho: np.ndarray) -> np.ndarray:
-        return rho[:, None] * self.eta
+        return np.where(self.z, 0.0, rho[:, None] * self.eta)
 
     def _theta_prior_sd(self, rho: np.ndarray) -> np.ndarray:
         # theta = rho eta + sqrt(1 - rho^2) eps with eta ~ N(mean, var): 0 only where the
-        # loading is 1 and eta is known (one ability everywhere).
+        # loading is 1 and eta is known (one ability everywhere); 1 for an outlier.
         r2 = (rho**2)[:, None]
-        return np.sqrt(np.maximum(1.0 - r2 + r2 * self.eta_var, 0.0))
+        return np.where(self.z, 1.0, np.sqrt(np.maximum(1.0 - r2 + r2 * self.eta_var, 0.0)))
+
+    def _update_outliers(self) -> None:
+        """Draw every labelled model's outlier indicator from its exact conditional."""
+        if self.outlier is None:
+            return
+        rho = sigmoid(self.state["logit_rho"])
+        r2 = (rho**2)[:, None]
+        sd = np.sqrt(np.maximum(1.0 - r2 + r2 * self.eta_var, 1e-12))
+        tied = -0.5 * ((self.theta - rho[:, None] * self.eta) / sd) ** 2 - np.log(sd)
+        free = -0.5 * self.theta**2
+        log_odds = np.log(self.outlier) - np.log1p(-self.outlier) + free - tied
+        self.z = self.rng.uniform(size=self.z.shape) < expit(log_odds)
 
     def _loglik(self, theta: np.ndarray, b: np.ndarray, la: np.ndarray) -> np.ndarray:
         """Log-likelihood of every label, (S, L)."""
@@ -274,6 +292,7 @@ class Gibbs:
             for sweep in range(N_BURN + N_KEEP):
                 rate = 0.5 * (sweep + 1) ** -0.5 if sweep < N_BURN else 0.0
                 self._update_theta(rate)
+                self._update_outliers()
                 self._update_items(rate)
                 self._update_shift(rate)
                 self._update_level(rate)

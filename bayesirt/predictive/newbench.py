@@ -12,6 +12,9 @@ A NEW benchmark ``c`` gets, within each posterior draw ``s``,
 * each model's ability from its general ability, as in the fitted model:
   :math:`\theta_{mc} = \rho_c\eta_m + \sqrt{1 - \rho_c^2}\,\varepsilon_{mc}` (a model the
   posterior does not know: :math:`\eta_m \sim N(0, 1)`, so :math:`\theta_{mc} \sim N(0, 1)`);
+  With the fit's outlier option (``outlier_fraction`` :math:`\pi`) a model is, with
+  probability :math:`\pi`, an outlier there: :math:`\theta_{mc} \sim N(0, 1)`, untied
+  from its general ability (labelled models: an exact indicator step in the chain);
 * its items from :math:`b_j \sim N(\mu^b_c, \sigma^b_c)`,
   :math:`\log a_j \sim N(\mu^a_c, \sigma^a_c)` (integrated by the engine's quadrature).
 
@@ -222,9 +225,11 @@ class NewBenchmarks:
             pop["logit_rho"] = (np.full(S, -np.inf), np.zeros(S))
             state["logit_rho"] = np.full(S, -np.inf)
         guess = None if self.guess is None else self.guess[sub]
+        outlier = (None if self.d.outlier_fraction is None
+                   else np.asarray(self.d.outlier_fraction, np.float64)[sub])
         if n_lab:
             chain = Gibbs(rng, pop, state, eta, eta_var, lab_models, lab_items, lab_sign,
-                           guess, self.rasch, rho_tilt=tilt)
+                           guess, self.rasch, rho_tilt=tilt, outlier=outlier)
             chain.run()
             state, theta_lab, lab_m = chain.state, chain.theta, chain.models
         else:
@@ -235,11 +240,20 @@ class NewBenchmarks:
         # numbers do not depend on which other models the call names.
         eps = np.empty((S, self.M))
         eps[:, :n_known] = _stratified_normal(rng, S, n_known)
+        # Outlier option: which chains make the model an outlier there (ability eps alone),
+        # from stratified uniforms so that each model is one in a fraction pi of the chains.
+        out_u = None if outlier is None else np.empty((S, self.M))
+        if out_u is not None:
+            out_u[:, :n_known] = ndtr(_stratified_normal(rng, S, n_known))
         for m in range(n_known, self.M):
             own = np.random.default_rng(_seed(key, [self.model_ids[m]], [""], [0.0]))
             eps[:, m] = _stratified_normal(own, S, 1)[:, 0]
+            if out_u is not None:
+                out_u[:, m] = ndtr(_stratified_normal(own, S, 1)[:, 0])
         r2 = (rho**2)[:, None]
         ability = rho[:, None] * eta + np.sqrt(np.maximum(1.0 - r2 + r2 * eta_var, 0.0)) * eps
+        if out_u is not None:
+            ability = np.where(out_u < outlier[:, None], eps, ability)
         ability[:, lab_m] = theta_lab
         sd_l = np.zeros(S) if self.rasch else np.exp(state["log_sd_l"])
         return NewBenchmarkState(sub=sub, mu_b=state["mu_b"], sd_b=np.exp(state["log_sd_b"]),
