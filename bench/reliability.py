@@ -58,6 +58,7 @@ METHODS = {  # name -> (registered model, FitConfig options)
     "hier2pl": ("hier2pl", {}),
     "hier2pl+contamination": ("hier2pl", {"contamination": True}),
     "2pl": ("2pl", {}),
+    "hier2pl+metadata": ("hier2pl", {"metadata": True}),
 }
 
 
@@ -273,7 +274,7 @@ def part_retest(which, data, args) -> list[dict]:
     rows = [{"method": "accuracy", "tau": tau(accuracy(a), accuracy(b)), "coverage": None},
             {"method": "z-scored accuracy", "tau": tau(zscored_accuracy(a), zscored_accuracy(b)),
              "coverage": None}]
-    for method in ("hier2pl", "2pl"):
+    for method in args.methods:
         ra = fit_scores(f"{which}-{method}-halfA-s{args.seed}", a, method, args)
         rb = fit_scores(f"{which}-{method}-halfB-s{args.seed}", b, method, args)
         for score in SCORES:
@@ -424,6 +425,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=1500)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", nargs="*", choices=sorted(METHODS), default=["hier2pl", "2pl"],
+                    help="the fitted methods of the retest part")
     ap.add_argument("--work", default="/tmp/bayesirt-reliability")
     ap.add_argument("--out", default=str(ROOT / "bench/results/reliability.jsonl"))
     ap.add_argument("--render", nargs="*", metavar="JSONL",
