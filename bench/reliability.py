@@ -27,6 +27,7 @@ Usage::
 
     python bench/reliability.py --set small
     python bench/reliability.py --set dev --chains 2 --warmup 300 --draws 300 --parts retest uneven
+    python bench/reliability.py --set small --parts retest --seed 0 --methods hier2pl+metadata
 """
 
 from __future__ import annotations
