@@ -5,7 +5,7 @@ Usage::
     python bench/lobo_loading_scale.py OUT_DIR MEAN BENCH[,BENCH...] [KEY]
 
 ``MEAN`` is the mean of the Gamma(2) hyperprior of ``benchmark_pop_logit_loading_scale``
-(the default model's is in ``bayesirt.models.irt.POPULATION_PRIORS``); the script sets it
+(the default model's is in ``bayesirt.models.population.POPULATION_PRIORS``); the script sets it
 for this process only (a bench lever, not a user option). Fits (kept in OUT_DIR/fits and
 reused) on the other benchmarks with key ``KEY`` (default 0, folded with the held-out
 benchmark's position as ``bayesirt heldout`` does), then the in-process replay of
@@ -20,7 +20,7 @@ import sys
 import jax
 import numpy as np
 
-from bayesirt.models import irt
+from bayesirt.models import population
 from bayesirt.submission.heldout import BUDGETS, alc
 from bayesirt.submission.heldout_run import run_heldout
 
@@ -31,9 +31,9 @@ FIT_KEYS = ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "tree_dep
 def main() -> int:
     out, mean, benches = sys.argv[1], float(sys.argv[2]), sys.argv[3].split(",")
     key = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-    family, loc, _ = irt.POPULATION_PRIORS["logit_loading_scale"]
+    family, loc, _ = population.POPULATION_PRIORS["logit_loading_scale"]
     # benchmark_population() reads the table when the model is traced, so this reaches the fit.
-    irt.POPULATION_PRIORS["logit_loading_scale"] = (family, loc, mean)
+    population.POPULATION_PRIORS["logit_loading_scale"] = (family, loc, mean)
     res = run_heldout(jax.random.key(key), "../shared/data/real-multibench-small", out,
                       benchmarks=benches, scopes=("pair",), seeds=(0, 1, 2),
                       echo=lambda s: None, progress=False)

@@ -355,7 +355,7 @@ def describe(data) -> dict:
 
 # ----------------------------------------------------------------------------- variants
 # name -> {"module.CONSTANT": value}; each patches the constant for this process only.
-NC = "bayesirt.models.irt.BENCHMARK_NONCENTRED"
+NC = "bayesirt.models.population.BENCHMARK_NONCENTRED"
 VARIANTS: dict[str, dict] = {
     # the code as it stands
     "default": {},
@@ -370,11 +370,11 @@ VARIANTS: dict[str, dict] = {
     # twice the draws
     "draws2000": {"config.draws": 2000},
     # the loadings' population without its tilt by the uniqueness (the model before it)
-    "no-tilt": {"bayesirt.models.irt.UNIQUENESS_POWER": 0.0},
+    "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
     # the loadings non-centred against their population
     "rho-nc": {NC: frozenset({"rho"})},
     # the population's spreads half-normal (before they were made boundary-avoiding)
-    "pop-halfnormal": {"bayesirt.models.irt.POPULATION_PRIORS": "halfnormal"},
+    "pop-halfnormal": {"bayesirt.models.population.POPULATION_PRIORS": "halfnormal"},
     # the loadings centred everywhere (before the per-benchmark rule)
     "rho-centred": {"bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED": 0},
     # a benchmark's spread between its category means: Gamma(2) of mean 0.8 wherever there
@@ -392,7 +392,7 @@ VARIANTS: dict[str, dict] = {
 
 def _halfnormal_population(priors: dict) -> dict:
     """POPULATION_PRIORS with the spreads half-normal, as before Gamma(2)."""
-    from bayesirt.models.irt import HALFNORMAL_SPREADS
+    from bayesirt.models.population import HALFNORMAL_SPREADS
 
     return {k: (("halfnormal", 0.0, HALFNORMAL_SPREADS[k]) if k in HALFNORMAL_SPREADS
                 else spec) for k, spec in priors.items()}

@@ -17,7 +17,7 @@ def test_registry_names_and_unknown_model_message():
 def test_factor_density_matches_multivariate_normal_on_observed_subsets():
     import jax.numpy as jnp
 
-    from bayesirt.models.irt import factor_ability_logdensity
+    from bayesirt.models.factor import factor_ability_logdensity
 
     rng = np.random.default_rng(1)
     n_models, n_bench = 6, 4
@@ -245,10 +245,10 @@ def test_few_categories_get_the_boundary_avoiding_spread_prior():
     from numpyro.infer import init_to_uniform
 
     from bayesirt.models.inputs import CATEGORY_FEW_MAX
-    from bayesirt.models.irt import (
+    from bayesirt.models.irt import hier2pl
+    from bayesirt.models.population import (
         CATEGORY_SPREAD_PRIOR,
         CATEGORY_SPREAD_PRIOR_FEW,
-        hier2pl,
         population_prior,
     )
 
@@ -277,7 +277,7 @@ def test_few_categories_get_the_boundary_avoiding_spread_prior():
 def test_population_spreads_are_gamma2_of_the_stated_mean():
     import jax
 
-    from bayesirt.models.irt import POPULATION_PRIORS, population_prior
+    from bayesirt.models.population import POPULATION_PRIORS, population_prior
     from bayesirt.models.simulate import _population_draw
 
     family, loc, mean = POPULATION_PRIORS["logit_loading_scale"]
@@ -302,13 +302,13 @@ def test_mixed_normal_is_the_same_normal_in_either_form(centred):
     import jax.numpy as jnp
     from numpyro import handlers
 
-    from bayesirt.models.irt import _mixed_normal
+    from bayesirt.models.population import mixed_normal
 
     n = 20_000
     loc = jnp.full(n, 1.5)
     scale = jnp.full(n, 0.4)
     with handlers.seed(rng_seed=jax.random.key(0)):
-        x = np.asarray(_mixed_normal("x", loc, scale, jnp.full(n, centred)))
+        x = np.asarray(mixed_normal("x", loc, scale, jnp.full(n, centred)))
     # Monte Carlo standard errors: 0.4 / sqrt(n) = 0.003 for the mean, ~0.002 for the sd.
     assert x.mean() == pytest.approx(1.5, abs=0.012)
     assert x.std() == pytest.approx(0.4, abs=0.008)
@@ -342,7 +342,7 @@ def test_nuisance_widths_narrow_only_for_large_cells():
 def test_loading_tilt_normaliser_and_draws_match_monte_carlo():
     """Gauss-Hermite log Z of the tilt, the runtime's tilted quantiles and the simulator's
     rejection draws all describe the same density (checked against plain Monte Carlo)."""
-    from bayesirt.models.irt import UNIQUENESS_POWER, log_tilt_normaliser
+    from bayesirt.models.population import UNIQUENESS_POWER, log_tilt_normaliser
     from bayesirt.models.simulate import _tilted_loadings
     from bayesirt.predictive.newbench import tilted_logit_quantiles
 
@@ -371,7 +371,7 @@ def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
     import jax.numpy as jnp
     from scipy.stats import multivariate_normal
 
-    from bayesirt.models.irt import factor_ability_logdensity
+    from bayesirt.models.factor import factor_ability_logdensity
 
     rng = np.random.default_rng(0)
     mask = np.array([[1, 1, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]], float)

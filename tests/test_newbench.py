@@ -197,7 +197,7 @@ def test_new_benchmark_predictions_match_a_nuts_refit_with_the_labels(rng_key):
 
 
 def test_population_names_agree_with_the_model():
-    from bayesirt.models.irt import POPULATION_PRIORS
+    from bayesirt.models.population import POPULATION_PRIORS
     from bayesirt.posteriors.flat import FLAT_VARIABLES
 
     names = tuple(f"benchmark_pop_{k}" for k in POPULATION_PRIORS)

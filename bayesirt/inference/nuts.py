@@ -65,11 +65,11 @@ class FitConfig:
     metadata : bool
         Each model's general ability gets a prior mean from its metadata (parameter count,
         instruct flag, release date, organisation; ``hier2pl`` only;
-        ``bayesirt.models.irt.metadata_ability_prior``), so a NEW model with metadata gets an
+        ``bayesirt.models.factor.metadata_ability_prior``), so a NEW model with metadata gets an
         informed ability prior.
     outliers : bool
         A (model, benchmark) cell's ability may be an outlier, unrelated to the general
-        ability (``hier2pl`` only; ``bayesirt.models.irt.outlier_configurations``).
+        ability (``hier2pl`` only; ``bayesirt.models.factor.outlier_configurations``).
     embedding_components : int
         PCA components of item embeddings in the difficulty prior (``hier2pl`` only).
     parameterisation : str

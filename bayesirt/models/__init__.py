@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from bayesirt.errors import InputError
+from bayesirt.models import population
 from bayesirt.models.inputs import ModelInputs, build_inputs
-from bayesirt.models.irt import POPULATION_PRIORS, UNIQUENESS_POWER, hier2pl, rasch, twopl
+from bayesirt.models.irt import hier2pl, rasch, twopl
+from bayesirt.models.population import POPULATION_PRIORS
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def complete_abilities(
         Its prior sd; default 1.
     outlier : ndarray, shape (chains, draws), optional
         Outlier fraction (the outlier option): each model's outlier configuration is first
-        drawn from its exact conditional (:func:`bayesirt.models.irt.outlier_configurations`),
+        drawn from its exact conditional (:func:`bayesirt.models.factor.outlier_configurations`),
         an outlier cell's loading is then 0 (its ability N(0, 1)).
 
     Returns
@@ -180,9 +182,9 @@ def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
 
     Per chain (memory: configurations x draws x models x benchmarks). The configuration's
     log weight is the prior of its indicators plus the model's factor density (numpy twin of
-    ``bayesirt.models.irt._factor_terms``).
+    ``bayesirt.models.factor._factor_terms``).
     """
-    from bayesirt.models.irt import outlier_configurations
+    from bayesirt.models.factor import outlier_configurations
 
     z = outlier_configurations(x.shape[-1])  # (C, K)
     r_out = np.empty_like(np.broadcast_to(r, x.shape))
@@ -282,7 +284,7 @@ def contract_posterior(
         if "category_offset_free" in out:
             offset[..., inputs.arrays["free_category"]] = out.pop("category_offset_free")
         out["category_offset"] = offset
-        out["loading_uniqueness_power"] = np.full(lead, UNIQUENESS_POWER)
+        out["loading_uniqueness_power"] = np.full(lead, population.UNIQUENESS_POWER)
         if "leak_probability_cell" in out:
             # Per (model, benchmark); 0 where a model has no responses (nothing to inflate).
             leak = np.zeros((*lead, inputs.sizes["n_models"], k))

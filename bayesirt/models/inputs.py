@@ -131,7 +131,7 @@ PARAMETERISATIONS = ("auto", "centred", "noncentred")
 # (24-26 linking models on three benchmarks) ESS 696 -> 454.
 LOADING_CENTRE_MIN_LINKED = 20
 # A benchmark's spread between its category means rests on that many means: with at most
-# this many, its prior is the boundary-avoiding one (``irt.CATEGORY_SPREAD_PRIOR_FEW``).
+# this many, its prior is the boundary-avoiding one (``population.CATEGORY_SPREAD_PRIOR_FEW``).
 CATEGORY_FEW_MAX = 5
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).

@@ -15,9 +15,10 @@ with :math:`g_k = 0` unless the guessing floor is switched on, and :math:`a_j = 
   :math:`\mu^b_k \sim N(m_b, s_b)`, :math:`\log\sigma^b_k \sim N(m_{\sigma b}, s_{\sigma b})`,
   :math:`\mu^a_k \sim N(m_a, s_a)`, :math:`\log\sigma^a_k \sim N(m_{\sigma a}, s_{\sigma a})`
   (zero-avoiding), :math:`\operatorname{logit}\rho_k \sim N(m_\rho, s_\rho)` tilted by
-  :math:`(1 - \rho_k^2)^a` (boundary-avoiding; :func:`uniqueness_tilt`), with weakly
-  informative hyperpriors (:data:`POPULATION_PRIORS`); estimated only from at least
-  :data:`POPULATION_MIN_BENCHMARKS` benchmarks, fixed (:data:`FIXED_POPULATION`) below.
+  :math:`(1 - \rho_k^2)^a` (boundary-avoiding), with weakly informative hyperpriors; estimated
+  only from at least ``POPULATION_MIN_BENCHMARKS`` benchmarks, fixed (``FIXED_POPULATION``)
+  below. All of it lives in :mod:`bayesirt.models.population` (``POPULATION_PRIORS``,
+  ``uniqueness_tilt``).
 * Category level (only in benchmarks with two or more categories, e.g. MMLU-Pro subjects, BFCL
   task types): :math:`\nu_c \sim N(\mu^b_{k(c)}, \sigma^c_{k(c)})`,
   :math:`\sigma^c_k \sim N^+(1)`; elsewhere :math:`\nu_c = \mu^b_k`.
@@ -59,27 +60,35 @@ benchmark abilities has the multivariate normal prior :math:`N(0, D + \rho\rho^\
 abilities that the data pin down (hundreds of items per cell) and the loadings; the
 ridge :math:`\eta_m + \delta_{mk} = \text{const}` that made the plain non-centred form mix badly
 does not exist. Abilities of unobserved cells and :math:`\eta_m` are drawn afterwards from
-their exact conditional distribution (:func:`complete_abilities`).
+their exact conditional distribution (:func:`bayesirt.models.complete_abilities`).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from bayesirt.errors import InputError
-
-LOG_2PI = float(np.log(2.0 * np.pi))
-#: The outlier option enumerates 2^K configurations of a model's cells (K benchmarks).
-OUTLIER_MAX_BENCHMARKS = 12
-#: Beta prior of the fraction of (model, benchmark) cells that are outliers: mean 0.05, 95%
-#: below 0.14 -- most cells follow the general ability; a few (a model that fails a
-#: benchmark's answer format, a specialist) do not. The same prior as the leak probability.
-OUTLIER_FRACTION_PRIOR = (1.0, 19.0)
+from bayesirt.models import population
+from bayesirt.models.factor import (
+    OUTLIER_FRACTION_PRIOR,
+    factor_ability_logdensity,
+    metadata_ability_prior,
+    standardise_by_group,
+)
+from bayesirt.models.population import (
+    CATEGORY_SPREAD_PRIOR,
+    CATEGORY_SPREAD_PRIOR_FEW,
+    FIXED_POPULATION,
+    POPULATION_MIN_BENCHMARKS,
+    benchmark_level,
+    benchmark_population,
+    mixed_normal,
+    population_prior,
+    uniqueness_tilt,
+)
 
 
 def _likelihood(eta, guess_obs, y, n_obs):
@@ -105,51 +114,6 @@ def _likelihood(eta, guess_obs, y, n_obs):
         logits = log_p - log_q
     with numpyro.plate("obs", n_obs):
         numpyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
-
-
-def standardise_by_group(x, group, count, n_groups, width=None):
-    """Standardise ``x`` within groups and return the Jacobian-corrected nuisance density.
-
-    The sampler moves free values ``x``; likelihood and prior see ``u = (x - m_g) / s_g``
-    (mean 0, sample sd 1 within each group of two or more). The returned log density
-    ``log g(m_g) + log h(s_g) - (n_g - 2) log s_g`` makes (m, s) independent nuisances: the
-    last term is the Jacobian of ``x -> (m, s, u)``, so ``u`` keeps exactly the prior put on
-    it, whatever ``g`` and ``h`` are. They are chosen for the sampler:
-    ``m ~ N(0, w / sqrt(n))``, ``log s ~ N(0, w / sqrt(2 (n - 1)))``, so that moving all of a
-    group's values together (shift or stretch) spans about ``w`` per value. Where data pin
-    each value to +-0.05 (thousands of items per cell), ``w = 1`` made the shift and stretch
-    directions ~20 times longer than any other, so ``w`` is then set near the posterior sd
-    of one value (``bayesirt.models.inputs.build_inputs`` says when, and what was measured).
-
-    Parameters
-    ----------
-    x : Array, shape (n,)
-    group : Array of int, shape (n,)
-    count : Array, shape (n_groups,)
-        Group sizes (float).
-    n_groups : int
-    width : Array or None, shape (n_groups,)
-        ``w`` above per group; None means 1.
-
-    Returns
-    -------
-    u : Array, shape (n,)
-    log_nuisance : Array, shape ()
-    """
-    standardised = count >= 2
-    total = jnp.zeros(n_groups, x.dtype).at[group].add(x)
-    shift = jnp.where(standardised, total / jnp.maximum(count, 1.0), 0.0)
-    centred = x - shift[group]
-    sq = jnp.zeros(n_groups, x.dtype).at[group].add(centred**2)
-    scale = jnp.where(standardised, jnp.sqrt(sq / jnp.maximum(count - 1.0, 1.0)), 1.0)
-    n_g = jnp.maximum(count, 2.0)
-    w = jnp.ones_like(count) if width is None else width
-    log_nuisance = (
-        dist.Normal(0.0, w / jnp.sqrt(n_g)).log_prob(shift)
-        + dist.LogNormal(0.0, w / jnp.sqrt(2.0 * (n_g - 1.0))).log_prob(scale)
-        - (count - 2.0) * jnp.log(scale)
-    )
-    return centred / scale[group], jnp.sum(jnp.where(standardised, log_nuisance, 0.0))
 
 
 def _single_ability(data, n_models):
@@ -222,332 +186,6 @@ def twopl(data, *, n_models, n_items, n_benchmarks, n_obs, y=None, **_unused):
     _plain_irt(data, n_models, n_items, n_obs, y, two_param=True)
 
 
-def _mixed_normal(name, loc, scale, centred):
-    r"""Sample :math:`x \sim N(\text{loc}, \text{scale})` centred or non-centred per element.
-
-    Where ``centred`` is 1 the sampler moves :math:`x` itself; where 0 it moves
-    :math:`z = (x - \text{loc}) / \text{scale} \sim N(0, 1)`. Both give the same model; they
-    differ in geometry. Non-centred suits values the data say little about (the value then
-    follows its group's location and scale); centred suits values the data pin down, where a
-    standardised offset would have to move with every change of the group's location and
-    scale (a direction NUTS crosses only with long trajectories).
-
-    Parameters
-    ----------
-    name : str
-        Sample site name (the raw sampler coordinate).
-    loc, scale : Array, shape (n,)
-    centred : Array, shape (n,)
-        1.0 for centred, 0.0 for non-centred elements.
-
-    Returns
-    -------
-    Array, shape (n,)
-        :math:`x`.
-    """
-    is_centred = centred > 0
-    raw = numpyro.sample(
-        name,
-        dist.Normal(jnp.where(is_centred, loc, 0.0), jnp.where(is_centred, scale, 1.0)),
-    )
-    return jnp.where(is_centred, raw, loc + scale * raw)
-
-
-#: The population of benchmarks: hyperparameter -> its prior (family, loc, scale), see
-#: :func:`population_prior`. Each benchmark-level parameter (or its log / logit) is
-#: Normal(loc, scale) across benchmarks; a NEW benchmark's parameters are drawn from the
-#: posterior of this population. Priors are weakly informative on the scale the parameter
-#: lives on: abilities are standardised per benchmark, so difficulties are in ability sds and
-#: discriminations are the benchmark's logit scale (log 0 = 1 logit per ability sd).
-#: The spreads are Gamma(2) (mean = the third entry), boundary-avoiding: estimated from 3-10
-#: benchmarks, a half-normal's mass at 0 let a spread fall into the funnel of the centred
-#: benchmark-level values (robustness suite, seed 0: real-small-drop 442 divergences at the
-#: low end of the discrimination means' spread, 92 with Gamma(2) of the same mean; a
-#: population of benchmarks is never exactly homogeneous). README "Parameterisation".
-POPULATION_PRIORS: dict[str, tuple[str, float, float]] = {
-    "difficulty_loc": ("normal", 0.0, 2.0),
-    "difficulty_scale": ("gamma2", 0.0, 1.6),
-    "log_sigma_difficulty_loc": ("normal", 0.0, 1.0),
-    "log_sigma_difficulty_scale": ("gamma2", 0.0, 0.4),
-    "log_discrimination_loc": ("normal", 0.0, 1.0),
-    "log_discrimination_scale": ("gamma2", 0.0, 0.4),
-    # Items' log-discrimination spread ~0.5 (the former Gamma(2, 4)'s mean).
-    "log_sigma_log_discrimination_loc": ("normal", float(np.log(0.5)), 0.5),
-    "log_sigma_log_discrimination_scale": ("gamma2", 0.0, 0.4),
-    "logit_loading_loc": ("normal", 0.0, 1.0),
-    # Mean 0.8 (a half-normal N+(1)'s). Measured and NOT adopted: N+(0.5) freed the small
-    # set's key-0 fit from a Heywood spike but cost a 3-benchmark simulation its mixing
-    # (tail-ESS 12 in the recovery test): README "The loadings' population scale".
-    "logit_loading_scale": ("gamma2", 0.0, 0.8),
-}
-#: Prior of a benchmark's spread between its categories' means (family, loc, scale as in
-#: :data:`POPULATION_PRIORS`): N+(1) where the benchmark has many categories, and where it
-#: has at most ``bayesirt.models.inputs.CATEGORY_FEW_MAX`` (5) the boundary-avoiding
-#: Gamma(2) of the same mean (0.8), for the reason the population's spreads are: estimated
-#: from 2-5 category means, a half-normal let it fall into the funnel of the category level.
-#: Measured (robustness suite, seed 0, Gamma(2) against N+(1)): a random 2-way split of
-#: cruxeval_o with bfcl merged to 2 categories 173 -> 41 divergences (R-hat 1.0405 ->
-#: 1.0159), MMLU-Pro as 500 + 10 items 115 -> 24, none left at the category level; but on
-#: the small set (11 and 14 categories) Gamma(2) lowered the worst bulk-ESS at all three
-#: seeds (402 / 420 / 508 -> 283 / 315 / 381), so many categories keep N+(1).
-CATEGORY_SPREAD_PRIOR: tuple[str, float, float] = ("halfnormal", 0.0, 1.0)
-CATEGORY_SPREAD_PRIOR_FEW: tuple[str, float, float] = ("gamma2", 0.0, 0.8)
-#: The hyperpriors before the spreads were made boundary-avoiding (a bench variant).
-HALFNORMAL_SPREADS = {"difficulty_scale": 2.0, "log_sigma_difficulty_scale": 0.5,
-                      "log_discrimination_scale": 0.5, "log_sigma_log_discrimination_scale": 0.5,
-                      "logit_loading_scale": 1.0}
-
-
-#: A population of benchmarks is estimated only from at least this many benchmarks; with
-#: fewer, its hyperparameters are fixed at :data:`FIXED_POPULATION` (weakly informative
-#: priors of each benchmark's parameters). Measured: with 2 benchmarks the estimated
-#: population left the centred benchmark level in a funnel at a small population scale (14
-#: divergences in 600 draws on a simulation that had none with fixed priors).
-POPULATION_MIN_BENCHMARKS = 3
-FIXED_POPULATION: dict[str, float] = {
-    "difficulty_loc": 0.0, "difficulty_scale": 3.0,
-    "log_sigma_difficulty_loc": 0.0, "log_sigma_difficulty_scale": 1.0,
-    "log_discrimination_loc": 0.0, "log_discrimination_scale": 1.0,
-    "log_sigma_log_discrimination_loc": float(np.log(0.5)),
-    "log_sigma_log_discrimination_scale": 0.5,
-    "logit_loading_loc": 0.0, "logit_loading_scale": 1.5,
-}
-
-
-def benchmark_population():
-    r"""Sample the hyperparameters of the population of benchmarks.
-
-    :math:`\mu^b_k \sim N(m_b, s_b)`, :math:`\log\sigma^b_k \sim N(m_{\sigma b},
-    s_{\sigma b})`, :math:`\mu^a_k \sim N(m_a, s_a)`, :math:`\log\sigma^a_k \sim
-    N(m_{\sigma a}, s_{\sigma a})`, :math:`\operatorname{logit}\rho_k \sim N(m_\rho,
-    s_\rho)`; priors in :data:`POPULATION_PRIORS`. Sites are named ``benchmark_pop_<key>``.
-
-    Returns
-    -------
-    dict of str to Array, shape ()
-    """
-    return {key: numpyro.sample(f"benchmark_pop_{key}", population_prior(*spec))
-            for key, spec in POPULATION_PRIORS.items()}
-
-
-def population_prior(family: str, loc: float, scale: float) -> dist.Distribution:
-    """Return the hyperprior of one population parameter (an entry of :data:`POPULATION_PRIORS`).
-
-    ``"normal"``: N(loc, scale); ``"halfnormal"``: N+(scale); ``"gamma2"``: Gamma(2, 2 /
-    scale), i.e. mean ``scale`` with density vanishing linearly at 0 (a boundary-avoiding
-    prior for a spread estimated from few benchmarks).
-    """
-    if family == "normal":
-        return dist.Normal(loc, scale)
-    if family == "halfnormal":
-        return dist.HalfNormal(scale)
-    if family == "gamma2":
-        return dist.Gamma(2.0, 2.0 / scale)
-    raise ValueError(f"unknown population prior family {family!r}")
-
-
-def factor_ability_logdensity(ability_cell, rho, data, n_models, n_benchmarks, mean=None,
-                              tau=None, outlier=None):
-    r"""Log density of observed-cell abilities under the one-factor prior, eta integrated out.
-
-    With :math:`\eta_m \sim N(\mu_m, \tau^2)` (:math:`\mu_m = 0, \tau = 1` without
-    metadata), a model's observed abilities are :math:`N(\rho_S \mu_m, D_S + \tau^2 r_S
-    r_S^\top)`.
-
-    Parameters
-    ----------
-    ability_cell : Array, shape (n_cells,)
-        Abilities of the observed (model, benchmark) cells.
-    rho : Array, shape (n_benchmarks,)
-        Loadings in (0, 1).
-    data : dict of str to Array
-        ``cell_model``, ``cell_benchmark`` (n_cells,), ``cell_mask`` (n_models, n_benchmarks).
-    n_models, n_benchmarks : int
-        Static sizes.
-    mean : Array or None, shape (n_models,)
-        Prior mean of each model's general ability (metadata); None means 0.
-    tau : Array or None, shape ()
-        Prior sd of the general ability around ``mean``; None means 1.
-    outlier : Array or None, shape ()
-        Probability that a cell is an outlier (:func:`outlier_configurations`): its ability
-        is then N(0, 1), unrelated to the general ability. None: no outliers.
-
-    Returns
-    -------
-    Array, shape ()
-        Sum over models of :math:`\log N(x_m \mid \rho_S\mu_m, D_S + \tau^2 r_S r_S^\top)`
-        over the model's observed benchmarks S (Woodbury: O(K) per model); with outliers,
-        of that density mixed exactly over every outlier configuration of the model's cells.
-    """
-    mask = data["cell_mask"]
-    x = jnp.zeros((n_models, n_benchmarks), dtype=ability_cell.dtype)
-    x = x.at[data["cell_model"], data["cell_benchmark"]].set(ability_cell)
-    if outlier is not None:
-        z = jnp.asarray(outlier_configurations(n_benchmarks), dtype=x.dtype)  # (C, K)
-        # A configuration's prior over ALL K cells: the copies that differ only in a model's
-        # unobserved cells have equal densities and prior weights summing to the one weight
-        # of its observed cells, so the mixture over C is that over the observed cells.
-        log_w = z @ jnp.full(n_benchmarks, jnp.log(outlier)) + (1.0 - z) @ jnp.full(
-            n_benchmarks, jnp.log1p(-outlier))
-        per_config = _factor_terms(x[None], rho[None, None, :] * (1.0 - z[:, None, :]),
-                                   mask[None], None if mean is None else mean[None],
-                                   tau)  # (C, n_models)
-        return jnp.sum(jax.nn.logsumexp(per_config + log_w[:, None], axis=0))
-    return jnp.sum(_factor_terms(x, rho[None, :], mask, mean, tau))
-
-
-def outlier_configurations(n_benchmarks):
-    r"""Every outlier configuration of a model's K cells: 0/1 array (2^K, K), float64.
-
-    With the outlier option a cell's ability is, with probability :math:`\pi`, drawn from
-    N(0, 1) instead of :math:`\rho_k\eta_m + \sqrt{1-\rho_k^2}\,\varepsilon` (a model
-    that fails one benchmark's format, or a specialist: the benchmark says nothing about its
-    general ability). The indicators are summed out exactly, 2^K configurations per model,
-    so the sampler sees no discrete variable; K is capped at :data:`OUTLIER_MAX_BENCHMARKS`.
-    """
-    k = int(n_benchmarks)
-    if k > OUTLIER_MAX_BENCHMARKS:
-        raise InputError(
-            f"the outlier option sums over 2^K outlier configurations per model; K = {k} "
-            f"benchmarks is above its limit {OUTLIER_MAX_BENCHMARKS}"
-        )
-    codes = np.arange(2**k)[:, None]
-    return ((codes >> np.arange(k)[None, :]) & 1).astype(np.float64)
-
-
-def _factor_terms(x, r, mask, mean, tau):
-    """Per-model log N of the observed abilities for loadings ``r`` (broadcast to x)."""
-    d = 1.0 - r**2
-    if mean is not None:
-        x = x - r * mean[..., None]
-    rt = r if tau is None else tau * r
-    quad_d = jnp.sum(mask * x**2 / d, axis=-1)
-    r_dx = jnp.sum(mask * rt * x / d, axis=-1)
-    r_dr = jnp.sum(mask * rt**2 / d, axis=-1)
-    log_det = jnp.sum(mask * jnp.log(d), axis=-1) + jnp.log1p(r_dr)
-    n_obs_cells = jnp.sum(mask, axis=-1)
-    quad = quad_d - r_dx**2 / (1.0 + r_dr)
-    return -0.5 * (quad + log_det + n_obs_cells * LOG_2PI)
-
-
-
-def metadata_ability_prior(data, n_orgs, n_features):
-    r"""Prior mean and sd of each model's general ability from its metadata.
-
-    :math:`\eta_m \sim N(z_m^\top\beta + \gamma_{o(m)}, \tau^2)`: ``z_m`` the features of
-    :mod:`bayesirt.features` (standardised log parameter count, instruct flag, release date,
-    each with a missingness indicator), :math:`\beta \sim N(0, 0.5^2)`, organisation
-    effects partially pooled, :math:`\gamma_o \sim N(0, \sigma_o^2)` (non-centred: most
-    organisations have a handful of models), :math:`\sigma_o \sim N^+(0.5)`, and
-    :math:`\tau \sim N^+(1)` (abilities are standardised per benchmark, so the data hold
-    :math:`\operatorname{var}(\mu) + \tau^2` near 1).
-
-    Returns
-    -------
-    mean : Array, shape (n_models,)
-    tau : Array, shape ()
-    """
-    with numpyro.plate("metadata_feature", n_features):
-        beta = numpyro.sample("metadata_coef", dist.Normal(0.0, 0.5))
-    mean = data["model_features"] @ beta
-    if n_orgs:
-        sigma_org = numpyro.sample("org_scale", dist.HalfNormal(0.5))
-        with numpyro.plate("org", n_orgs):
-            org_z = numpyro.sample("org_z", dist.Normal(0.0, 1.0))
-        effect = numpyro.deterministic("org_effect", sigma_org * org_z)
-        mean = mean + jnp.concatenate([effect, jnp.zeros(1, effect.dtype)])[data["model_org"]]
-    tau = numpyro.sample("ability_residual_scale", dist.HalfNormal(1.0))
-    return mean, tau
-
-
-#: Benchmark-level parameters sampled non-centred against the population of benchmarks
-#: (``<name>_z ~ N(0, 1)``, the value a deterministic site of the same name); the others
-#: are centred. Among ``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
-#: ``rho``. Empty by default: the loadings follow the per-benchmark rule of
-#: ``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED`` instead (every loading non-centred,
-#: ``--variant rho-nc``, cost the full small set ESS 696 -> 454), and every benchmark-level
-#: parameter non-centred (``--variant bench-nc``) cost 2-4x the leapfrog steps
-#: (``bench/results/robustness_pop.md``). A bench lever, not a user option.
-BENCHMARK_NONCENTRED: frozenset[str] = frozenset()
-_LINKS = {"identity": (lambda x: x, None),
-          "exp": (jnp.exp, dist.transforms.ExpTransform()),
-          "sigmoid": (jax.nn.sigmoid, dist.transforms.SigmoidTransform())}
-
-
-def _benchmark_level(name: str, loc, scale, link: str, centred=None):
-    """One benchmark-level parameter, ``link^-1(N(loc, scale))`` across benchmarks.
-
-    Centred (site ``name``); or, if ``name`` is in :data:`BENCHMARK_NONCENTRED`,
-    non-centred (site ``name + "_z"``); or, given ``centred``, per benchmark (site ``name +
-    "_raw"`` on the link scale, see :func:`_mixed_normal`). In the last two ``name`` is a
-    deterministic site. Call inside the benchmark plate. ``link`` is ``identity``, ``exp``
-    or ``sigmoid`` (the inverse link).
-
-    Parameters
-    ----------
-    centred : Array or None, shape (n_benchmarks,)
-        1.0 where the benchmark's value is sampled centred, 0.0 non-centred.
-
-    Returns
-    -------
-    Array, shape (n_benchmarks,)
-    """
-    inverse, transform = _LINKS[link]
-    if centred is not None and name not in BENCHMARK_NONCENTRED:
-        return numpyro.deterministic(name, inverse(_mixed_normal(f"{name}_raw", loc, scale,
-                                                                 centred)))
-    if name in BENCHMARK_NONCENTRED:
-        raw = "rho_z" if name == "rho" else f"{name}_z"  # rho_z: the name measured before
-        z = numpyro.sample(raw, dist.Normal(0.0, 1.0))
-        return numpyro.deterministic(name, inverse(loc + scale * z))
-    base = dist.Normal(loc, scale)
-    return numpyro.sample(name, base if transform is None
-                          else dist.TransformedDistribution(base, transform))
-
-
-#: Power of the uniqueness 1 - rho^2 that tilts the loadings' population (see
-#: :func:`uniqueness_tilt`).
-UNIQUENESS_POWER = 1.0
-# Gauss-Hermite nodes (probabilists') for the tilt's normaliser: the integrand is smooth.
-_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(32)
-_GH_W = _GH_W / _GH_W.sum()
-
-
-def log_tilt_normaliser(loc, scale):
-    """Return log E[(1 - sigmoid(x)^2)^UNIQUENESS_POWER] for x ~ N(loc, scale), any shape."""
-    x = jnp.asarray(loc)[..., None] + jnp.asarray(scale)[..., None] * _GH_X
-    r = jax.nn.sigmoid(x)
-    return jnp.log(jnp.sum(_GH_W * (1.0 - r**2) ** UNIQUENESS_POWER, axis=-1))
-
-
-def uniqueness_tilt(rho, loc, scale):
-    r"""Log density of the loadings' population tilt: :math:`\psi^a / Z(m_\rho, s_\rho)`.
-
-    The population of loadings is :math:`\operatorname{logit}\rho \sim N(m_\rho, s_\rho)`
-    tilted by the uniqueness :math:`\psi = 1 - \rho^2` to the power
-    :data:`UNIQUENESS_POWER` and normalised exactly (Gauss-Hermite quadrature), so the
-    hyperparameters keep their meaning. Why: the integrated-out general ability gives the
-    observed abilities the prior :math:`N(0, D + \rho\rho^\top)`, :math:`D =
-    \operatorname{diag}(\psi)`; where the data cannot rule out :math:`\psi_k \to 0` (few
-    items per cell) the centred abilities of that benchmark must follow the general one
-    within :math:`\sqrt{\psi_k}`: a funnel (a Heywood case) in which chains stopped at
-    :math:`\rho = 1.0` with step sizes 1e-4 to 3e-8 (R-hat 3.08 on the small set at one key,
-    5.37 on half of its items). The tilt is a boundary-avoiding prior (density 0 at
-    :math:`\psi = 0`, like a Gamma(2) on a variance component): a benchmark-specific part
-    never vanishes entirely, which is also what we believe of real benchmarks.
-
-    Parameters
-    ----------
-    rho : Array, shape (K,)
-    loc, scale : Array, shape ()
-
-    Returns
-    -------
-    Array, shape (K,)
-    """
-    return UNIQUENESS_POWER * jnp.log1p(-rho**2) - log_tilt_normaliser(loc, scale)
-
-
 def hier2pl(
     data,
     *,
@@ -604,16 +242,16 @@ def hier2pl(
     with numpyro.plate("benchmark", n_benchmarks):
         # Centred by default: every benchmark's location and spreads rest on dozens to
         # thousands of items, so the data pin them and the population sits above them
-        # (non-centred where :data:`BENCHMARK_NONCENTRED` says so; see there).
-        mu_b = _benchmark_level("mu_difficulty", pop["difficulty_loc"],
+        # (non-centred where ``population.BENCHMARK_NONCENTRED`` says so; see there).
+        mu_b = benchmark_level("mu_difficulty", pop["difficulty_loc"],
                                 pop["difficulty_scale"], "identity")
         # Log-normal, so zero-avoiding as the former Gamma(2, 4): where items have few
         # responses (e.g. 7 per MMLU-Pro item in the small set) the data cannot rule out
         # sigma -> 0, and a half-normal's mass at the boundary made NUTS crawl in log-sigma
         # (measured: R-hat 1.013, bulk-ESS ~480 of 4,000). Items always differ somewhat.
-        sigma_b = _benchmark_level("sigma_difficulty", pop["log_sigma_difficulty_loc"],
+        sigma_b = benchmark_level("sigma_difficulty", pop["log_sigma_difficulty_loc"],
                                    pop["log_sigma_difficulty_scale"], "exp")
-        mu_a = _benchmark_level("mu_log_discrimination", pop["log_discrimination_loc"],
+        mu_a = benchmark_level("mu_log_discrimination", pop["log_discrimination_loc"],
                                 pop["log_discrimination_scale"], "identity")
         # Non-centred always: item slopes are thinly pinned, so the spreads are too, and
         # centred they sat in the funnel at a small population scale (small set: 182
@@ -621,14 +259,15 @@ def hier2pl(
         sigma_a_z = numpyro.sample("sigma_log_discrimination_z", dist.Normal(0.0, 1.0))
         # Per benchmark: centred where enough models link it to others to pin its loading
         # (``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED``), else non-centred.
-        rho = _benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
+        rho = benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
                                "sigmoid", data.get("loading_centred"))
     sigma_a = numpyro.deterministic(
         "sigma_log_discrimination",
         jnp.exp(pop["log_sigma_log_discrimination_loc"]
                 + pop["log_sigma_log_discrimination_scale"] * sigma_a_z),
     )
-    if UNIQUENESS_POWER:  # (0 = the untilted population; 0 * log(0) would be NaN at rho = 1)
+    # (UNIQUENESS_POWER 0 = the untilted population; 0 * log(0) would be NaN at rho = 1.)
+    if population.UNIQUENESS_POWER:
         numpyro.factor("loading_uniqueness_tilt", jnp.sum(
             uniqueness_tilt(rho, pop["logit_loading_loc"], pop["logit_loading_scale"])))
     with numpyro.plate("benchmark", n_benchmarks):
@@ -652,9 +291,9 @@ def hier2pl(
         # categories (otherwise the centred form diverges in the funnel at small
         # sigma_category: measured on few-item categories, on a meaningless 2-way split and
         # on 2-5 simulated categories); centred where hundreds of items fix the category
-        # mean (see ``_mixed_normal`` and ``bayesirt.models.inputs.category_pin``).
+        # mean (see ``population.mixed_normal`` and ``bayesirt.models.inputs.category_pin``).
         with numpyro.plate("free_category", n_free_categories):
-            nu = _mixed_normal(
+            nu = mixed_normal(
                 "category_raw", mu_b[multi][slot], sigma_c[slot], data["category_centred"]
             )
         numpyro.deterministic("category_offset_free", nu - mu_b[multi][slot])
@@ -673,10 +312,10 @@ def hier2pl(
         )
 
     with numpyro.plate("item", n_items):
-        b = _mixed_normal(
+        b = mixed_normal(
             "difficulty_raw", prior_mean, sigma_b[item_benchmark], data["difficulty_centred"]
         )
-        log_a = _mixed_normal(
+        log_a = mixed_normal(
             "log_discrimination_raw",
             mu_a[item_benchmark],
             sigma_a[item_benchmark],

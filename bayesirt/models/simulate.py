@@ -13,17 +13,16 @@ import numpy as np
 
 from bayesirt.data import IRTData
 from bayesirt.errors import InputError
-from bayesirt.models import inputs, irt
-from bayesirt.models.irt import (
+from bayesirt.models import inputs, population
+from bayesirt.models.population import (
     FIXED_POPULATION,
     POPULATION_MIN_BENCHMARKS,
     POPULATION_PRIORS,
-    UNIQUENESS_POWER,
 )
 
 
 def _population_draw(rng: np.random.Generator, family: str, loc: float, scale: float) -> float:
-    """One draw of a population parameter from its hyperprior (``irt.population_prior``)."""
+    """One draw of a population parameter from its hyperprior (``population.population_prior``)."""
     if family == "normal":
         return float(rng.normal(loc, scale))
     if family == "halfnormal":
@@ -37,13 +36,13 @@ def _tilted_loadings(rng: np.random.Generator, loc: float, scale: float, n: int)
     """Draw loadings from hier2pl's population: logit-normal tilted by (1 - rho^2)^a.
 
     Accept x ~ N(loc, scale) with probability (1 - sigmoid(x)^2)^a <= 1: exact draws of the
-    tilted density (``bayesirt.models.irt.uniqueness_tilt``).
+    tilted density (``bayesirt.models.population.uniqueness_tilt``).
     """
     out = np.empty(0)
     while out.size < n:
         x = rng.normal(loc, scale, 4 * n)
         rho = 1.0 / (1.0 + np.exp(-x))
-        keep = rng.random(x.size) < (1.0 - rho**2) ** UNIQUENESS_POWER
+        keep = rng.random(x.size) < (1.0 - rho**2) ** population.UNIQUENESS_POWER
         out = np.concatenate([out, rho[keep]])
     return out[:n]
 
@@ -143,8 +142,8 @@ def simulate(
                                n_bench)
         # read through the modules: a bench variant patches the priors for one process
         sigma_c = np.array([_population_draw(rng, *(
-            irt.CATEGORY_SPREAD_PRIOR_FEW if cats[k] <= inputs.CATEGORY_FEW_MAX
-            else irt.CATEGORY_SPREAD_PRIOR)) for k in range(n_bench)])
+            population.CATEGORY_SPREAD_PRIOR_FEW if cats[k] <= inputs.CATEGORY_FEW_MAX
+            else population.CATEGORY_SPREAD_PRIOR)) for k in range(n_bench)])
     else:
         mu_b = rng.normal(0.0, 0.7, n_bench)
         sigma_b = rng.uniform(0.8, 1.4, n_bench)

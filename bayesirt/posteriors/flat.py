@@ -47,7 +47,7 @@ FLAT_VARIABLES = (
     "ability_residual_scale",
     "loading_uniqueness_power",
     "outlier_fraction",
-    # The population of benchmarks (``bayesirt.models.irt.POPULATION_PRIORS``; listed here
+    # The population of benchmarks (``bayesirt.models.population.POPULATION_PRIORS``; listed here
     # so that reading a posterior does not import JAX).
     *(f"benchmark_pop_{key}" for key in (
         "difficulty_loc", "difficulty_scale",

@@ -39,11 +39,11 @@ DRAW_VARS: dict[str, tuple[str, ...]] = {
     "metadata_coef": ("metadata_feature",),
     "org_effect": ("org",),
     "ability_residual_scale": (),
-    # The power a of the loadings' population tilt psi^a (``bayesirt.models.irt.
+    # The power a of the loadings' population tilt psi^a (``bayesirt.models.population.
     # uniqueness_tilt``); absent (a posterior fitted without it) means 0.
     "loading_uniqueness_power": (),
     # Fraction of (model, benchmark) cells whose ability is an outlier, N(0, 1) whatever the
-    # general ability (``bayesirt.models.irt.outlier_configurations``); absent means 0.
+    # general ability (``bayesirt.models.factor.outlier_configurations``); absent means 0.
     "outlier_fraction": (),
     **{f"benchmark_pop_{key}": () for key in (
         "difficulty_loc", "difficulty_scale",
