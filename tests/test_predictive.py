@@ -711,6 +711,39 @@ def test_neighbour_abilities_follow_a_models_residuals_on_similar_items():
         predict_pairs(draws, pair_m, pair_i, new_items=new, neighbours=(ids,))
 
 
+def test_category_abilities_follow_a_models_residuals_in_the_new_items_category(monkeypatch):
+    """A model good at one category of a benchmark and bad at the other: the category
+    offset carries that to the category's new items even where the embeddings say nothing."""
+    from bayesirt.predictive import neighbours as neighbours_module
+
+    rng = np.random.default_rng(22)
+    S, M, J = 40, 6, 400
+    emb = rng.normal(size=(J, 8))  # no structure: embedding neighbours are random items
+    category = np.arange(J) % 2
+    ones = np.ones((S, 1))
+    draws = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=["b"], category_ids=["b/c0", "b/c1"], ability=np.zeros((S, M, 1)),
+        difficulty=np.zeros((S, J)), mu_difficulty=0 * ones, sigma_difficulty=0.5 * ones,
+        ability_pop_loc=0 * ones, ability_pop_scale=ones, item_benchmark=np.zeros(J, int),
+        item_category=category, category_benchmark=np.zeros(2, int),
+        category_offset=np.zeros((S, 2)))
+    y = rng.integers(0, 2, size=(M, J))
+    y[0] = category  # m0: every c1 item right, every c0 item wrong; the others at random
+    responses = (np.repeat([f"m{i}" for i in range(M)], J),
+                 np.tile([f"i{j}" for j in range(J)], M), y.reshape(-1))
+    new = {"new1": ItemInfo("b", "b/c1", rng.normal(size=8)),
+           "new0": ItemInfo("b", "b/c0", rng.normal(size=8))}
+    pair_m, pair_i = ["m0", "m0", "m1", "m1"], ["new1", "new0", "new1", "new0"]
+    nb = {"neighbours": ([f"i{j}" for j in range(J)], emb, responses), "n_neighbours": 10}
+    p = predict_pairs(draws, pair_m, pair_i, new_items=new, **nb)
+    assert p[0] > 0.8 and p[1] < 0.2  # m0's category skill carries to the category's new items
+    assert abs(p[2] - 0.5) < 0.15 and abs(p[3] - 0.5) < 0.15  # m1's residuals are noise
+    monkeypatch.setattr(neighbours_module, "CATEGORY_ABILITY", False)
+    off = predict_pairs(draws, pair_m, pair_i, new_items=new, **nb)
+    assert abs(off[0] - 0.5) < 0.15 and abs(off[1] - 0.5) < 0.15  # random neighbours: no skill
+
+
 # --- the runtime's imports --------------------------------------------------------------------
 
 _STDLIB = set(sys.stdlib_module_names)

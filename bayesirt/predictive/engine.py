@@ -185,12 +185,14 @@ n_neighbours, new_models
                                self.new_bench_states)
         self.neighbour_fit: dict[str, tuple[float, float]] = {}
         self.neighbour_ability_fit: dict[str, float] = {}
+        self.neighbour_category_ability_fit: dict[str, float] = {}
         self.model_offset: dict[int, np.ndarray] = {}
         if neighbours is not None and self.new_ids:
             nb = NeighbourPrior(draws, self.new_ids, self.new_bench, new_items, self.item_index,
                                 self.model_index)
             nb.fit(self.prior, neighbours, int(n_neighbours))
             self.neighbour_fit, self.neighbour_ability_fit = nb.difficulty_fit, nb.ability_fit
+            self.neighbour_category_ability_fit = nb.category_ability_fit
             self.model_offset = nb.model_offset
 
         described = set(new_models or {}) if draws.metadata_coef is not None else set()
