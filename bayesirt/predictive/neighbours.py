@@ -210,7 +210,9 @@ class NeighbourPrior:
 
         In a benchmark with two or more categories a second offset, ``kappa_k`` times the
         model's mean residual on the fitted items of the new item's category (leave-one-out
-        when fitting), is fitted jointly with ``lambda_k`` (``kappa_k`` in [0, 10]). Measured
+        when fitting), is fitted jointly with ``lambda_k`` (``kappa_k`` in [0, 10]). Like
+        ``lambda_k`` it is fitted only where the benchmark has embedded fitted items, and used
+        only for new items with an embedding and a category of that benchmark. Measured
         first with a model-based version: a (model, category) ability in a per-benchmark 2PL
         fitted by SVI on the dev set lowered new-item log-loss by 3-4% at k = 0 / 3 / 10
         (``bench/results/mirt_probe_real-multibench_category.md``), more than a second or
@@ -266,11 +268,13 @@ class NeighbourPrior:
                 and d.category_benchmark is not None):
             per_bench = np.bincount(np.asarray(d.category_benchmark), minlength=multi.size)
             multi = per_bench >= 2
-            onehot = np.zeros((n_items, n_cat), dtype=np.float32)
+            # Summed per category column by column (no dense item x category table).
             has_cat = np.flatnonzero(cat >= 0)
-            onehot[has_cat, cat[has_cat]] = 1.0
-            cat_sum = resid @ onehot  # (n_models, n_cat)
-            cat_n = observed.astype(np.float32) @ onehot
+            cat_sum = np.zeros((n_cat, n_models), dtype=np.float32)
+            cat_n = np.zeros((n_cat, n_models), dtype=np.float32)
+            np.add.at(cat_sum, cat[has_cat], resid[:, has_cat].T)
+            np.add.at(cat_n, cat[has_cat], observed[:, has_cat].T.astype(np.float32))
+            cat_sum, cat_n = cat_sum.T, cat_n.T  # (n_models, n_cat)
         cat_index = {c: n for n, c in enumerate(d.category_ids)}
         for k in range(len(d.benchmark_ids)):
             sets = self._neighbour_sets(k, new_items, E, have, n_nb, 1500)
@@ -312,6 +316,9 @@ class NeighbourPrior:
                 if best_kappa:
                     tc = np.asarray([cat_index.get(new_items[self.new_ids[n]].category_id or "",
                                                    -1) for n in idx.tolist()])
+                    # A category of another benchmark says nothing about this one.
+                    tc = np.where((tc >= 0) & (d.category_benchmark[np.maximum(tc, 0)] == k),
+                                  tc, -1)
                     tc_ok = np.maximum(tc, 0)
                     mean_c = cat_sum[:, tc_ok] / np.maximum(cat_n[:, tc_ok], 1.0)
                     off = off + best_kappa * np.where(tc[None, :] >= 0, mean_c, 0.0)
