@@ -87,11 +87,17 @@ def main() -> None:
     ap.add_argument("--category-ability", action=argparse.BooleanOptionalAction,
                     default=True, help="with --neighbour-abilities: also the category ability "
                     "offsets (bayesirt.predictive.neighbours.CATEGORY_ABILITY)")
+    ap.add_argument("--empirical-shape", action=argparse.BooleanOptionalAction, default=True,
+                    help="new items' prior shaped as their category's fitted items "
+                    "(bayesirt.predictive.shape.EMPIRICAL_SHAPE)")
     ap.add_argument("--note", default="", help="how the posterior was made (goes in --out)")
     args = ap.parse_args()
     from bayesirt.predictive import neighbours as neighbours_module
 
     neighbours_module.CATEGORY_ABILITY = args.category_ability
+    from bayesirt.predictive import shape as shape_module
+
+    shape_module.EMPIRICAL_SHAPE = args.empirical_shape
     data = Path(args.data_dir)
     set_name = data.name.replace("_", "-")
     draws = pipeline.load_draws(args.posterior)
@@ -146,7 +152,8 @@ def main() -> None:
              f"{draws.attrs.get('model_name', '?')}); predictions by `predict_pairs` "
              f"(item_draws={args.item_draws}, neighbours={args.neighbours}, neighbour "
              f"abilities={args.neighbour_abilities and bool(args.neighbours)}, category "
-             f"ability={args.category_ability}); scored on the "
+             f"ability={args.category_ability}, empirical shape={args.empirical_shape}); "
+             "scored on the "
              "unrevealed test pairs as in "
              "docs/peers.md.", *([args.note] if args.note else []), "",
              "| system | k=0 log-loss | k=0 AUC | k=3 log-loss | k=3 AUC | k=10 log-loss | "

@@ -73,6 +73,17 @@ def make_world(rng, *, n_models=10, n_bench=2, n_items=30, n_draws=200, jitter=0
         benchmark_ids=[f"b{k}" for k in range(K)], category_ids=cat_ids, **arrays)
 
 
+@pytest.fixture(autouse=True)
+def _normal_item_prior(monkeypatch):
+    """The model's normal item prior: these tests check the engine against it by brute force.
+
+    The empirical prior shape (on by default) is tested in ``tests/test_shape.py``.
+    """
+    from bayesirt.predictive import shape
+
+    monkeypatch.setattr(shape, "EMPIRICAL_SHAPE", False)
+
+
 @pytest.fixture
 def world():
     return make_world(np.random.default_rng(0), categories=2, embedding=True)

@@ -322,7 +322,7 @@ n_neighbours, new_models
         rows = self.new_lab_groups.get(j)
         if rows is None:
             zb, zl = self.prior.grid(0.0, 1.0, 0.0, 1.0, self.prior.u_b, self.prior.u_l)
-            logw = logw_draw[:, None] + self.prior.log_prior(zb, zl)[None, :]
+            logw = logw_draw[:, None] + self.prior.log_prior(zb, zl, j)[None, :]
         else:
             a_lab = self.A[sub[:, None], self.lab.mi[rows][None, :], k]  # (S_j, L)
             if j in self.model_offset:
@@ -362,7 +362,7 @@ n_neighbours, new_models
         x = al[:, None, :] * (a_lab[:, :, None] - b[:, None, :])  # (S_j, L, N)
         g = None if self.prior.guess is None else self.prior.guess[sub, k][:, None, None]
         ll = _loglik(x, sign[None, :, None], g).sum(axis=1)  # (S_j, N)
-        lp = self.prior.log_prior(zb, zl)[None, :]
+        lp = self.prior.log_prior(zb, zl, j)[None, :]
         lz = np.logaddexp.reduce(lp + ll, axis=1)
         return logw_draw[:, None] + lp + ll, lz
 

@@ -22,9 +22,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import InputError
+from . import shape as shape_module
 from .draws import PosteriorDraws
 from .items import ItemInfo
 from .newbench import NewBenchmarkState
+from .shape import PriorShape
 
 
 class ItemPrior:
@@ -76,6 +78,39 @@ class ItemPrior:
         self.new_mean = self._new_item_means(new_items)
         self.new_sd_scale = np.ones(len(new_ids))
         self._nodes(q_b, q_l)
+        self._build_shape(new_items)
+
+    def _build_shape(self, new_items: Mapping[str, ItemInfo]) -> None:
+        """Set the empirical prior shape of each new item of a known benchmark (:mod:`.shape`).
+
+        Off (``shape_key`` all None) for unknown benchmarks (no fitted items), when the
+        posterior has an embedding regression (the fitted items' embedding terms are not in
+        the draws, so their residuals could not be standardised as the model had them), and
+        with ``shape.EMPIRICAL_SHAPE`` False.
+        """
+        d = self.d
+        self.shape: PriorShape | None = None
+        self.shape_key: list[tuple[int, int] | None] = [None] * len(self.new_ids)
+        known = [n for n in range(len(self.new_ids)) if self.new_bench[n] < self.n_known_bench]
+        if not (shape_module.EMPIRICAL_SHAPE and known and d.embedding_coef is None):
+            return
+        kb = d.item_benchmark
+        item_mean = d.mu_difficulty[:, kb]
+        cat = d.item_category
+        if d.category_offset is not None and cat is not None:
+            item_mean = item_mean + np.where(
+                cat >= 0, d.category_offset[:, np.maximum(cat, 0)], 0.0)
+        self.shape = PriorShape(d, item_mean, self.rasch)
+        cat_index = {c: n for n, c in enumerate(d.category_ids)}
+        for n in known:
+            k = int(self.new_bench[n])
+            c = cat_index.get(new_items[self.new_ids[n]].category_id or "", -1)
+            # A category of another benchmark says nothing about this one.
+            if c >= 0 and d.category_benchmark is not None and d.category_benchmark[c] != k:
+                c = -1
+            key = (k, c)
+            self.shape_key[n] = key if key in self.shape.tables else (
+                (k, -1) if (k, -1) in self.shape.tables else None)
 
     def _build_bench_params(self, states: list[NewBenchmarkState]) -> None:
         """Benchmark-level arrays (S, K + C), the unknown benchmarks' columns appended."""
@@ -169,11 +204,17 @@ class ItemPrior:
         zl = m_l + s_l * np.tile(u_l, u_b.size)
         return zb, zl
 
-    def log_prior(self, zb: np.ndarray, zl: np.ndarray) -> np.ndarray:
-        """Standard-normal log density (up to a constant) at standardised nodes, (N,)."""
+    def log_prior(self, zb: np.ndarray, zl: np.ndarray, j: int | None = None) -> np.ndarray:
+        """Log prior density (up to a constant) at standardised nodes, (N,).
+
+        Standard normal, times new item ``j``'s empirical shape correction when it has one
+        (:mod:`.shape`); ``j`` None: the normal alone.
+        """
         lp = -0.5 * zb**2
         if not self.rasch:
             lp = lp - 0.5 * zl**2
+        if j is not None and self.shape is not None and self.shape_key[j] is not None:
+            lp = lp + self.shape.correction(self.shape_key[j], zb, zl)
         return lp
 
     def node_params(self, j: int, sub: np.ndarray, zb: np.ndarray,
