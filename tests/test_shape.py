@@ -126,3 +126,27 @@ def test_the_correction_reads_the_lookup_table_at_its_nodes_and_keeps_the_edge_b
     far = shape.correction((0, -1), np.array([50.0]), np.array([U_L[il]]))
     assert abs(far[0] - table[-1, il]) < 1e-12
     assert np.all(shape.correction(None, np.zeros(3), np.zeros(3)) == 0)
+
+
+def test_a_rasch_posterior_gets_a_one_dimensional_shape_and_finite_predictions():
+    """Rasch draws (no discrimination spread): the shape is over difficulty alone, its
+    moments are the fitted items' (bimodal: variance ~ 2.5^2), predictions stay finite."""
+    rng = np.random.default_rng(3)
+    J, S, M = 2000, 20, 6
+    u_b = rng.choice([-2.5, 2.5], J) + 0.3 * rng.normal(size=J)
+    ones = np.ones((S, 1))
+    d = PosteriorDraws.from_arrays(
+        model_ids=[f"m{i}" for i in range(M)], item_ids=[f"i{j}" for j in range(J)],
+        benchmark_ids=["b"], ability=rng.normal(0, 1, (S, M, 1)),
+        difficulty=1.0 * u_b[None, :] + 0.05 * rng.normal(size=(S, J)),
+        mu_difficulty=0 * ones, sigma_difficulty=ones, ability_pop_loc=0 * ones,
+        ability_pop_scale=ones, item_benchmark=np.zeros(J, int))
+    shape = PriorShape(d, d.mu_difficulty[:, d.item_benchmark], rasch=True)
+    table = shape.tables[(0, -1)]
+    assert table.shape == U_B.shape
+    f = np.exp(-0.5 * U_B**2 + table)
+    f /= f.sum()
+    assert abs(f @ U_B**2 - 0.95 * np.mean(u_b**2) - 0.05) < 0.3
+    p = predict_pairs(d, [f"m{m}" for m in range(M)], ["n"] * M,
+                      new_items={"n": ItemInfo("b")})
+    assert np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
