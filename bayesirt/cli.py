@@ -1,7 +1,8 @@
-"""Command line: argument parsing, process-global JAX settings, and nothing else.
+"""Command line: argument parsing, error reporting, and nothing else.
 
-Each subcommand parses its arguments, sets what must be set before JAX starts, turns
-``--seed`` into a key, and calls one function of the package (mostly :mod:`bayesirt.pipeline`).
+Each subcommand's arguments are defined here; its handler in :mod:`bayesirt.commands` sets
+what must be set before JAX starts, turns ``--seed`` into a key, and calls one function of
+the package (mostly :mod:`bayesirt.pipeline`).
 Errors a user can fix (:class:`bayesirt.errors.InputError`: bad files, values, options; and
 ``OSError``: missing files, unwritable paths) print one line naming the path or value and exit
 with status 2; ``--strict`` failures exit with status 1; anything else is a bug and is shown as
@@ -12,10 +13,11 @@ before the work starts, and missing output folders are created, for every comman
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 import warnings
+
+from bayesirt import commands
 
 EXAMPLES = """\
 examples:
@@ -33,187 +35,6 @@ examples:
   bayesirt compare runs/                      PSIS-LOO, held-out metrics, seeds: one page
 """
 
-
-def _configure_jax(device: str, chains: int, devices: int = 1) -> None:
-    """Set process-global JAX options; must run before JAX is imported anywhere.
-
-    Parameters
-    ----------
-    device : str
-        ``auto``, ``cpu`` or ``gpu``.
-    chains : int
-        Number of chains: on the CPU each chain gets its own host device so chains run in
-        parallel threads instead of in lockstep.
-    devices : int, default 1
-        ``--devices``: shards of the observation axis; on the CPU at least this many host
-        devices are forced (whatever the core count), so a sharded fit runs there too.
-    """
-    if device == "cpu":
-        os.environ["JAX_PLATFORMS"] = "cpu"
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        n = max(1, min(chains, os.cpu_count() or 1), devices)
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from bayesirt import data
-
-    print(data.summarize(data.load(args.data, args.test_dir)))
-    return 0
-
-
-def _fit_config(args: argparse.Namespace) -> dict:
-    """Return the FitConfig fields of ``bayesirt fit``'s arguments."""
-    return {
-        "model": args.model, "chains": args.chains, "warmup": args.warmup, "draws": args.draws,
-        "max_tree_depth": args.max_tree_depth, "target_accept": args.target_accept,
-        "device": args.device, "devices": args.devices, "guess": args.guess,
-        "contamination": args.contamination, "metadata": args.metadata,
-        "outliers": args.outliers,
-        "mass_matrix": args.mass_matrix,
-        "embedding_components": args.embedding_components,
-        "parameterisation": args.parameterisation, "log_likelihood": args.log_likelihood,
-        "progress": not args.no_progress, "seed": args.seed,
-    }
-
-
-def _echo(text: str) -> None:
-    print(text, flush=True)
-
-
-def _cmd_fit(args: argparse.Namespace) -> int:
-    from bayesirt.outputs import prepare_output
-
-    # A bad --out is refused before JAX is configured; the fit checks it again, with the
-    # expected size, before sampling.
-    prepare_output(args.out, what="posterior file")
-    _configure_jax(args.device, args.chains, args.devices)
-    import jax
-
-    from bayesirt import pipeline
-    from bayesirt.inference.sharding import initialize_distributed
-
-    initialize_distributed()  # multi-host (--devices over several hosts): README
-
-    fitted = pipeline.fit_and_save(jax.random.key(args.seed), args.data, args.out,
-                                   echo=_echo, **_fit_config(args))
-    if fitted["problem"] is not None:
-        print(f"bayesirt fit: error: {args.out}: {fitted['problem']} (posterior kept at "
-              f"{fitted['path']})", file=sys.stderr)
-        return 2
-    return 1 if args.strict and not fitted["passed"] else 0
-
-
-def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from bayesirt.diagnostics import run_diagnose
-    from bayesirt.outputs import prepare_output
-
-    prepare_output(args.out, what="report")
-    if args.json:
-        prepare_output(args.json, what="JSON summary")
-    summary = run_diagnose(
-        args.posterior,
-        args.out,
-        json_path=args.json,
-        test_dir=args.test_dir,
-        strict=args.strict,
-        rhat_max=args.rhat_max,
-        ess_min=args.ess_min,
-        bfmi_min=args.bfmi_min,
-        progress=not args.no_progress,
-    )
-    print(f"report written to {args.out}")
-    if summary.failures:
-        print("convergence problems:")
-        for line in summary.failures:
-            print(f"  - {line}")
-    else:
-        print("convergence checks passed")
-    return 1 if args.strict and not summary.passed else 0
-
-
-def _cmd_abilities(args: argparse.Namespace) -> int:
-    from bayesirt import pipeline
-
-    pipeline.abilities(args.posterior, args.out, by_benchmark=args.by_benchmark,
-                       fmt=args.format, top_k=args.top_k, interval=args.interval,
-                       json_out=args.json, plot=args.plot, echo=_echo)
-    return 0
-
-
-def _write_csv(path: str, columns: dict) -> None:
-    import pandas as pd
-
-    from bayesirt.posteriors.io import atomic_path
-
-    with atomic_path(path) as tmp:  # no half-written CSV under the final name
-        pd.DataFrame(columns).to_csv(tmp, index=False)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from bayesirt import pipeline
-    from bayesirt.outputs import prepare_output
-
-    prepare_output(args.out, what="predictions CSV")
-    table = pipeline.predict(
-        args.posterior,
-        args.test_dir,
-        train_dir=args.train_dir,
-        labeled=args.labeled,
-        neighbours=args.neighbours,
-        progress=not args.no_progress,
-    )
-    _write_csv(args.out, table)
-    print(f"{len(table['item_id']):,} predictions written to {args.out}")
-    return 0
-
-
-def _cmd_acquire(args: argparse.Namespace) -> int:
-    from bayesirt import pipeline
-    from bayesirt.outputs import prepare_output
-
-    prepare_output(args.out, what="pairs CSV")
-    table = pipeline.acquire(
-        args.posterior,
-        args.test_dir,
-        budget=args.budget,
-        method=args.method,
-        train_dir=args.train_dir,
-        labeled=args.labeled,
-        neighbours=args.neighbours,
-        progress=not args.no_progress,
-    )
-    _write_csv(args.out, table)
-    n = len(table["rank"])
-    if n < args.budget:
-        print(f"bayesirt acquire: note: --budget {args.budget:,} is more than the {n:,} "
-              f"candidate pairs (test pairs not yet labelled): all {n:,} are ranked",
-              file=sys.stderr)
-    print(f"top {n:,} pairs to label written to {args.out}")
-    return 0
-
-
-def _cmd_bundle(args: argparse.Namespace) -> int:
-    from bayesirt import pipeline
-
-    streaming = args.protocol == "streaming"
-    if args.acquisition is not None:
-        allowed = ("random", "bald") if streaming else ("bald", "epig")
-        if args.acquisition not in allowed:
-            print(f"bayesirt bundle: --acquisition {args.acquisition} is not one of {allowed} "
-                  f"for --protocol {args.protocol}", file=sys.stderr)
-            return 2
-    info = pipeline.bundle(
-        args.posterior, args.out, strict=args.strict, max_draws=args.draws or "auto",
-        acquisition=args.acquisition, protocol=args.protocol,
-        # The streaming protocol has no training items to find neighbours among.
-        predict_options={"neighbours": True} if args.neighbours and not streaming else None,
-    )
-    print(info)
-    return 0
-
-
 def _parse_budgets(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(x) for x in text.split(",") if x.strip())
@@ -224,140 +45,6 @@ def _parse_budgets(text: str) -> tuple[float, ...]:
     if not values or any(not 0 <= v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"budgets must be fractions in [0, 1), got {text!r}")
     return values
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from bayesirt.outputs import prepare_output
-    from bayesirt.submission import SubmissionError, evaluate
-
-    if args.protocol == "streaming":
-        return _evaluate_streaming(args)
-    if args.json:
-        prepare_output(args.json, what="JSON metrics")
-    try:
-        report = evaluate(
-            args.submission,
-            args.data,
-            budgets=args.budgets,
-            policy=args.policy,
-            python=args.python,
-            time_limit=args.time_limit,
-            json_out=args.json,
-            seed=args.seed,
-            sandbox=args.sandbox,
-        )
-    except SubmissionError as exc:
-        # The submission itself failed (raised, timed out, bad output): what the platform
-        # would show, in one message, not a traceback of the harness.
-        print(f"bayesirt evaluate: the submission failed: {exc}", file=sys.stderr)
-        return 1
-    print(report.table())
-    return 0
-
-
-def _evaluate_streaming(args: argparse.Namespace) -> int:
-    from bayesirt.submission.coordinator import StreamingFailure
-    from bayesirt.submission.stream_eval import evaluate_streaming
-
-    out = args.out or "streaming-eval"
-    if args.json:
-        from bayesirt.outputs import prepare_output
-
-        prepare_output(args.json, what="JSON metrics")
-    try:
-        res = evaluate_streaming(
-            args.submission, args.data, out, benchmarks=args.holdout_benchmarks,
-            pairs=args.pairs, seeds=args.seeds, scopes=args.split_scope, workers=args.workers,
-            python=args.python, per_call_timeout=args.per_call_timeout, echo=_echo)
-    except StreamingFailure as exc:
-        print(f"bayesirt evaluate: the submission failed: {exc}", file=sys.stderr)
-        return 1
-    print(res["table"])
-    print(f"written: {res['table_path']}, {res['plot_path']}, {res['records_path']}")
-    if args.json:
-        import json
-
-        from bayesirt.submission.heldout_report import summarise
-
-        summary = [{"benchmark": b, "scope": sc, "predictor": pr, **v}
-                   for (b, sc, pr), v in summarise(res["records"]).items()]
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"summary": summary, "timing": res["timing"], "records": res["records"]},
-                      fh, indent=2)
-        print(f"metrics written to {args.json}")
-    return 0
-
-
-def _cmd_heldout(args: argparse.Namespace) -> int:
-    _configure_jax(args.device, args.chains)
-    import jax
-
-    from bayesirt import pipeline
-
-    config = {"model": args.model, "chains": args.chains, "warmup": args.warmup,
-              "draws": args.draws, "device": args.device, "progress": not args.no_progress,
-              "seed": args.seed}
-    res = pipeline.heldout(jax.random.key(args.seed), args.data, args.out,
-                           benchmarks=args.benchmarks, scopes=args.scope, seeds=args.split_seeds,
-                           min_items=args.min_items, echo=_echo, **config)
-    print(res["table"])
-    print(f"written: {res['table_path']}, {res['plot_path']}, {res['records_path']}")
-    return 0
-
-
-def _cmd_split(args: argparse.Namespace) -> int:
-    from bayesirt.outputs import prepare_output_folder
-    from bayesirt.submission import split_dataset
-
-    prepare_output_folder(args.out, what="data folder")
-    out = split_dataset(args.data, args.out, test_frac=args.test_frac, seed=args.seed)
-    print(f"data folder written to {out} (train/ test/ reference/)")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    _configure_jax(args.device, 4)
-    import jax
-
-    from bayesirt import pipeline
-
-    pipeline.demo(jax.random.key(args.seed), args.out, warmup=args.warmup, draws=args.draws,
-                  seed=args.seed, device=args.device, progress=not args.no_progress,
-                  echo=_echo)
-    return 0
-
-
-def _cmd_batch(args: argparse.Namespace) -> int:
-    from bayesirt import pipeline
-
-    report = pipeline.batch(args.plan, args.out, workers=args.workers, scheduler=args.scheduler,
-                            retries=args.retries, progress=not args.no_progress, echo=_echo)
-    print(report.text())
-    failed = report.count("failed")
-    if failed:
-        print(f"bayesirt batch: {failed} fit(s) failed (failed.json in their folders says "
-              "why); run the same command again to retry only those", file=sys.stderr)
-        return 1
-    print(f"compare them: bayesirt compare {args.out}")
-    return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import json
-
-    from bayesirt import pipeline
-    from bayesirt.batch.compare import text_table
-    from bayesirt.batch.files import jsonable
-
-    out = args.out or os.path.join(args.dir, "compare.html")
-    to_stdout = args.json == "-"
-    result = pipeline.compare(args.dir, out=out, json_out=None if to_stdout else args.json)
-    if to_stdout:
-        print(json.dumps(jsonable(result), indent=2))
-        return 0
-    print(text_table(result), end="")
-    print(f"page written to {out}" + (f", JSON to {args.json}" if args.json else ""))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
             "dir, or one long-form CSV/Parquet file of model_id,item_id,response[,benchmark].")
     p.add_argument("data", help="data root, train dir, or long-form CSV/Parquet file")
     p.add_argument("--test-dir", help="test dir (default: test/ beside train/ when present)")
-    p.set_defaults(func=_cmd_info)
+    p.set_defaults(func=commands.cmd_info)
 
     def add_fit_options(p: argparse.ArgumentParser, *, draws: int, warmup: int) -> None:
         from bayesirt.models import MODELS
@@ -452,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store pointwise log-likelihood (for LOO; chains x draws x obs floats)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 unless R-hat <= 1.01, ESS >= 400 and no divergences")
-    p.set_defaults(func=_cmd_fit)
+    p.set_defaults(func=commands.cmd_fit)
 
     p = add("diagnose", "write the HTML diagnostic report of a posterior",
             "Convergence (R-hat, ESS, MCSE, divergences, BFMI, trace/rank plots), posterior "
@@ -467,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ess-min", type=float, default=400)
     p.add_argument("--bfmi-min", type=float, default=0.3)
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_diagnose)
+    p.set_defaults(func=commands.cmd_diagnose)
 
     p = add("abilities", "rank the models: ability scores with intervals (CSV)",
             "Ability of every model from a posterior: posterior mean, sd and central "
@@ -492,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(model, data fingerprint, file)")
     p.add_argument("--plot", metavar="PATH",
                    help="also draw the ranked forest of the general ability (PNG)")
-    p.set_defaults(func=_cmd_abilities)
+    p.set_defaults(func=commands.cmd_abilities)
 
     def add_predict_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("posterior", help="posterior NetCDF (or flat artifact)")
@@ -516,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_options(p)
     p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=True,
                    help=neighbours_help + " (on when the data has embeddings)")
-    p.set_defaults(func=_cmd_predict)
+    p.set_defaults(func=commands.cmd_predict)
 
     p = add("acquire", "rank test pairs to label next (mutual information)",
             "Score test pairs by posterior mutual information (BALD) or expected information "
@@ -525,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, required=True, help="number of pairs to choose")
     p.add_argument("--method", default="bald", choices=("bald", "epig"))
     p.add_argument("--neighbours", action="store_true", help=neighbours_help)
-    p.set_defaults(func=_cmd_acquire)
+    p.set_defaults(func=commands.cmd_acquire)
 
     p = add("bundle", "package a competition submission ZIP",
             "Write model.py, labeling.py, the numpy-only runtime and the thinned posterior "
@@ -548,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="refuse a posterior that fails the convergence checks (R-hat, ESS, "
                         "divergences); without it such a posterior is bundled with a warning")
-    p.set_defaults(func=_cmd_bundle)
+    p.set_defaults(func=commands.cmd_bundle)
 
     p = add("evaluate", "judge a submission ZIP locally, as the platform would",
             "--protocol batch (default): unzip safely, run train / score_pairs / predict in a "
@@ -593,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="confine the submission with bubblewrap (read-only system, no "
                         "network, writable temp dir only): auto uses it when it works and "
                         "says so when not, require refuses to run without it, off")
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=commands.cmd_evaluate)
 
     p = add("heldout", "leave-one-benchmark-out: predict benchmarks the posterior never saw",
             "For each benchmark in turn: fit on the others (fits are kept in OUT/fits/ and "
@@ -615,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-items", type=int, default=80,
                    help="pairs need this many distinct items (the platform's rule)")
     add_fit_options(p, draws=1000, warmup=1500)
-    p.set_defaults(func=_cmd_heldout)
+    p.set_defaults(func=commands.cmd_heldout)
 
     p = add("split", "make a competition-layout data folder from long-form responses",
             "Hold out a fraction of each benchmark's items as NEW test items and write "
@@ -624,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--test-frac", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_split)
+    p.set_defaults(func=commands.cmd_split)
 
     p = add("demo", "run the whole pipeline on the bundled data set",
             "fit -> diagnose -> bundle -> evaluate on the small real data set shipped with "
@@ -635,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=commands.cmd_demo)
 
     p = add("batch", "run a grid of fits from a TOML plan on Dask",
             "Fit every model x options x sampler settings x seed x data set that a TOML plan "
@@ -656,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local cluster: times a fit whose worker process died is run again "
                         "before it is recorded as failed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_batch)
+    p.set_defaults(func=commands.cmd_batch)
 
     p = add("compare", "compare a batch's fits on one page (PSIS-LOO, held-out, seeds)",
             "PSIS-LOO table by ArviZ's compare (elpd, se, elpd difference and its se, "
@@ -668,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="also write the numbers as JSON to FILE; --json alone prints them "
                         "on stdout instead of the table")
-    p.set_defaults(func=_cmd_compare)
+    p.set_defaults(func=commands.cmd_compare)
     return parser
 
 
@@ -691,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command not in ("fit", "demo"):
         # Commands that may touch JAX indirectly still get a sane CPU default.
-        _configure_jax(getattr(args, "device", "auto"), 1)
+        commands.configure_jax(getattr(args, "device", "auto"), 1)
     _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)

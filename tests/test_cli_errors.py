@@ -143,9 +143,9 @@ def test_bundle_warns_on_an_unconverged_posterior_and_strict_refuses(quick_fit, 
 def test_a_bug_is_shown_as_a_bug_not_as_a_user_error(tmp_path):
     # A TypeError from inside a command (here: planted) is not the user's fault: traceback,
     # the "internal error" line, exit 70.
-    code = ("import sys, bayesirt.cli as c\n"
+    code = ("import sys, bayesirt.cli as c, bayesirt.commands as k\n"
             "def boom(args):\n    raise TypeError('planted bug')\n"
-            "c._cmd_info = boom\n"
+            "k.cmd_info = boom\n"
             "sys.exit(c.main(['info', '.']))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)

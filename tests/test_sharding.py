@@ -263,14 +263,14 @@ def test_devices_config_is_validated():
 
 
 def test_cli_forces_enough_host_devices(monkeypatch):
-    from bayesirt import cli
+    from bayesirt import cli, commands
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    cli._configure_jax("cpu", 1, devices=4)
+    commands.configure_jax("cpu", 1, devices=4)
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
     args = cli.build_parser().parse_args(["fit", "data/", "--out", "p.nc", "--devices", "4"])
-    assert cli._fit_config(args)["devices"] == 4
+    assert commands.fit_config(args)["devices"] == 4
 
 
 
