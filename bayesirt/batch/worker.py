@@ -76,7 +76,7 @@ def _fit_one(spec: dict[str, Any], folder: Path, options: dict[str, Any]) -> dic
                          "(fingerprint differs); run the batch again")
     config = dict(spec["config"], progress=False)
     post = folder / POSTERIOR
-    prepare_output(post, what="posterior file", expected_bytes=pipeline._expected_posterior_bytes(
+    prepare_output(post, what="posterior file", expected_bytes=pipeline.expected_posterior_bytes(
         irt, config["chains"], config["draws"], config["log_likelihood"]))
     result = pipeline.fit(jax.random.key(config["seed"]), irt, **config)
     headline = convergence_headline(result.posterior, result.sample_stats,
