@@ -207,7 +207,7 @@ def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np
         ``benchmark``, ``n_failing``, ``n``, ``rhat_max``, ``ess_bulk_min``,
         ``ess_tail_min``, ``worst`` (a parameter name), ``advice``, ``text``.
     """
-    from bayesirt.inference.nuts import _param_name
+    from bayesirt.inference.headline import param_name
 
     maps = _Blocks(dims, coords, constants)
     acc: dict[tuple[str, int | None], dict[str, Any]] = {}
@@ -227,7 +227,7 @@ def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np
             a["ess_tail_min"] = min(a["ess_tail_min"], float(np.nan_to_num(tail[j], nan=np.inf)))
             if sev > a["severity"]:
                 a["severity"] = sev
-                a["worst"] = _param_name(name, shape, int(flat[j]), dims, coords)
+                a["worst"] = param_name(name, shape, int(flat[j]), dims, coords)
     out = []
     for (kind, bench), a in acc.items():
         if a["n_failing"] == 0:
@@ -271,7 +271,7 @@ def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
         ``z``, ``quantile`` (mean rank of the divergent draws, 0-1), ``value_divergent``,
         ``value_median``, ``advice``, ``text``.
     """
-    from bayesirt.inference.nuts import _param_name
+    from bayesirt.inference.headline import param_name
 
     div = np.asarray(diverging, bool).ravel()
     n_div = int(div.sum())
@@ -304,7 +304,7 @@ def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
                 best[key] = {
                     "block": maps.title(*key),
                     "advice": maps.advice(*key),
-                    "parameter": _param_name(name, arr.shape[2:], int(cols[j]), dims, coords),
+                    "parameter": param_name(name, arr.shape[2:], int(cols[j]), dims, coords),
                     "z": float(z[j]), "quantile": float(q[j]),
                     "value_divergent": float(np.median(col[div])),
                     "value_median": float(np.median(col)),
