@@ -10,13 +10,8 @@
 """
 
 from bayesirt.submission.builder import ACQUISITIONS, DEFAULT_MAX_DRAWS, BundleInfo, build_bundle
-from bayesirt.submission.harness import (
-    EvaluationReport,
-    RunResult,
-    SubmissionError,
-    SubmissionWarning,
-    evaluate,
-)
+from bayesirt.submission.harness import SubmissionError, SubmissionWarning, evaluate
+from bayesirt.submission.report import EvaluationReport, RunResult
 from bayesirt.submission.safe_zip import UnsafeArchiveError, safe_extract
 from bayesirt.submission.sandbox import SandboxUnavailableError
 from bayesirt.submission.split import split_dataset
