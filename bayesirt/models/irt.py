@@ -303,7 +303,9 @@ def hier2pl(
     prior_mean = category_mean[data["item_category"]]
     if n_components:
         s_beta = numpyro.sample("embedding_coef_scale", dist.HalfNormal(0.5))
-        with numpyro.plate("benchmark", n_benchmarks, dim=-2):
+        # Its own plate name: the "benchmark" plate above sits at dim -1, and one name with two
+        # dims is an inconsistent plate to the ADVI warm start's AutoNormal (it refused it).
+        with numpyro.plate("embedding_benchmark", n_benchmarks, dim=-2):
             with numpyro.plate("component", n_components, dim=-1):
                 beta_z = numpyro.sample("embedding_coef_z", dist.Normal(0.0, 1.0))
         beta = numpyro.deterministic("embedding_coef", s_beta * beta_z)
