@@ -95,7 +95,9 @@ def test_streaming_bundle_layout(world_zip):
     assert {"model.py", "labeling.py", "posterior_flat.nc", "manifest.json",
             "bayesirt_runtime/stream_glue.py", "bayesirt_runtime/predictive/streaming.py",
             "bayesirt_runtime/features.py"} <= names
-    assert "bayesirt_runtime/data.py" not in names and "bayesirt_runtime/glue.py" not in names
+    # No file parser (data/ needs pandas) and no batch glue in a streaming bundle.
+    assert not any(n.startswith("bayesirt_runtime/data/") for n in names)
+    assert "bayesirt_runtime/glue.py" not in names
     assert manifest["protocol"] == "streaming" and manifest["acquisition"] == "random"
     assert manifest["requires"].endswith("numpy, scipy")
     assert archive_problems(world_zip.path) == []

@@ -428,7 +428,8 @@ def test_bundle_layout_and_manifest(small_bundle, small_dir):
     assert info.n_draws == 80 and info.size_bytes == info.path.stat().st_size
     pkg = Path(bayesirt.__file__).parent
     runtime = {f"predictive/{f.name}" for f in (pkg / "predictive").glob("*.py")}
-    runtime |= {"data.py", "errors.py", "features.py"}
+    runtime |= {f"data/{f.name}" for f in (pkg / "data").glob("*.py")}
+    runtime |= {"errors.py", "features.py"}
     assert len(runtime) >= 12
     with zipfile.ZipFile(info.path) as zf:
         names = set(zf.namelist())

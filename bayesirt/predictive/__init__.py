@@ -1,7 +1,7 @@
 """Numpy-only posterior predictive runtime for hierarchical IRT posteriors.
 
 This package is shipped verbatim inside the competition submission (as
-``bayesirt_runtime/predictive/``, beside ``errors.py`` and ``data.py``), so it imports only
+``bayesirt_runtime/predictive/``, beside ``errors.py`` and ``data/``), so it imports only
 numpy, scipy and the standard library, uses only relative imports, and runs on Python 3.10
 to 3.13. It takes arrays; files are parsed by ``bayesirt.data``.
 

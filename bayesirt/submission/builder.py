@@ -6,7 +6,7 @@ ZIP root::
     labeling.py                       score_pairs(), from templates/labeling.py
     bayesirt_runtime/__init__.py      marks the runtime package (generated)
     bayesirt_runtime/predictive/*.py  byte-for-byte copies of the package bayesirt/predictive/
-    bayesirt_runtime/data.py          byte-for-byte copy of bayesirt/data.py
+    bayesirt_runtime/data/*.py        byte-for-byte copies of bayesirt/data/ (batch bundles)
     bayesirt_runtime/errors.py        byte-for-byte copy of bayesirt/errors.py
     bayesirt_runtime/features.py      byte-for-byte copy of bayesirt/features.py
     bayesirt_runtime/glue.py          calls of predictive from the platform's dicts (templates/)
@@ -56,22 +56,22 @@ ACQUISITIONS = ("bald", "epig")
 PROTOCOLS = ("batch", "streaming")
 #: Acquisition policies of a streaming bundle's hook (``predictive.streaming``).
 STREAM_ACQUISITIONS = ("random", "bald")
-#: Runtime modules a streaming bundle leaves out (data.py parses files and needs pandas; the
+#: Runtime packages a streaming bundle leaves out (data/ parses files and needs pandas; the
 #: streaming protocol has no files).
-_STREAM_EXCLUDED = ("data.py",)
+_STREAM_EXCLUDED = ("data",)
 ARTIFACT_NAME = "posterior_flat.nc"
 MANIFEST_NAME = "manifest.json"
 RUNTIME_PACKAGE = "bayesirt_runtime"
-#: Modules of the package copied verbatim into the runtime package (besides the whole
-#: ``predictive/`` package, see :func:`_runtime_files`).
-RUNTIME_MODULES = ("data.py", "errors.py", "features.py")
-#: Package of bayesirt copied verbatim (every ``*.py`` in it) into the runtime package.
-RUNTIME_SUBPACKAGE = "predictive"
+#: Modules of the package copied verbatim into the runtime package (besides the packages of
+#: :data:`RUNTIME_SUBPACKAGES`, see :func:`_runtime_files`).
+RUNTIME_MODULES = ("errors.py", "features.py")
+#: Packages of bayesirt copied verbatim (every ``*.py`` in each) into the runtime package.
+RUNTIME_SUBPACKAGES = ("predictive", "data")
 
 _RUNTIME_INIT = '''"""bayesirt's numpy-only runtime, copied from bayesirt {version}.
 
-predictive/, data.py, errors.py and features.py are byte-for-byte copies of
-bayesirt/predictive/, bayesirt/data.py, bayesirt/errors.py and bayesirt/features.py
+predictive/, data/, errors.py and features.py are byte-for-byte copies of
+bayesirt/predictive/, bayesirt/data/, bayesirt/errors.py and bayesirt/features.py
 (sha256 in ../manifest.json); they import each
 other relatively. glue.py turns the platform's calls into calls of predictive. They need
 numpy, scipy and pandas only.
@@ -133,27 +133,31 @@ def _runtime_files(protocol: str = "batch") -> dict[str, bytes]:
     Returns
     -------
     dict of str to bytes
-        ``predictive/<module>.py`` for each module of the package (sorted), then
+        ``<package>/<module>.py`` for each module of the packages of
+        :data:`RUNTIME_SUBPACKAGES` (sorted; ``data/`` in batch bundles only), then
         :data:`RUNTIME_MODULES`.
 
     Raises
     ------
     FileNotFoundError
-        If a module, or the whole ``predictive`` package, is missing from the install.
+        If a module, or a whole package, is missing from the install.
     """
-    pkg = resources.files("bayesirt").joinpath(RUNTIME_SUBPACKAGE)
-    names: list[str] = []
-    if pkg.is_dir():
-        names = sorted(r.name for r in pkg.iterdir() if r.is_file() and r.name.endswith(".py"))
-    if "__init__.py" not in names:
-        raise FileNotFoundError(
-            f"bayesirt/{RUNTIME_SUBPACKAGE}/ is missing from the installed package; the bundle "
-            "needs it verbatim (reinstall bayesirt)"
-        )
-    out = {f"{RUNTIME_SUBPACKAGE}/{n}": _package_bytes(f"{RUNTIME_SUBPACKAGE}/{n}")
-           for n in names}
-    out.update({name: _package_bytes(name) for name in RUNTIME_MODULES
-                if protocol == "batch" or name not in _STREAM_EXCLUDED})
+    out: dict[str, bytes] = {}
+    for sub in RUNTIME_SUBPACKAGES:
+        if protocol != "batch" and sub in _STREAM_EXCLUDED:
+            continue
+        pkg = resources.files("bayesirt").joinpath(sub)
+        names: list[str] = []
+        if pkg.is_dir():
+            names = sorted(r.name for r in pkg.iterdir()
+                           if r.is_file() and r.name.endswith(".py"))
+        if "__init__.py" not in names:
+            raise FileNotFoundError(
+                f"bayesirt/{sub}/ is missing from the installed package; the bundle needs it "
+                "verbatim (reinstall bayesirt)"
+            )
+        out.update({f"{sub}/{n}": _package_bytes(f"{sub}/{n}") for n in names})
+    out.update({name: _package_bytes(name) for name in RUNTIME_MODULES})
     return out
 
 

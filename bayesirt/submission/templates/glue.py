@@ -1,7 +1,7 @@
 """Glue between the competition's calls and bayesirt's numpy-only runtime.
 
 Shipped in the submission ZIP as ``bayesirt_runtime/glue.py`` beside byte-for-byte copies of
-the package ``bayesirt/predictive/`` and of ``bayesirt/data.py`` and ``bayesirt/errors.py``.
+the package ``bayesirt/predictive/`` and of ``bayesirt/data/`` and ``bayesirt/errors.py``.
 ``model.py`` and ``labeling.py`` are
 thin wrappers around :func:`train`, :func:`predict` and :func:`score`, which share one cache
 (this module's globals): the posterior is read once per process.
