@@ -1,7 +1,7 @@
 """Low-level readers: the file layout, CSV reading with line-exact errors, 0/1 tokens, fingerprints.
 
-Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, why
-pandas is the only dependency).
+Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, and why
+only numpy, pandas and the standard library may be imported).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Public entry points: load a data root, read pairs and labels, drop benchmarks or models.
 
-Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, why
-pandas is the only dependency).
+Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, and why
+only numpy, pandas and the standard library may be imported).
 """
 
 from __future__ import annotations

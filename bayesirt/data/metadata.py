@@ -1,7 +1,7 @@
 """Model metadata: parameter counts, instruct flags, the metadata file.
 
-Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, why
-pandas is the only dependency).
+Part of :mod:`bayesirt.data` (see its docstring: what is read, how errors are said, and why
+only numpy, pandas and the standard library may be imported).
 """
 
 from __future__ import annotations
