@@ -60,6 +60,9 @@ METHODS = {  # name -> (registered model, FitConfig options)
     "hier2pl+contamination": ("hier2pl", {"contamination": True}),
     "2pl": ("2pl", {}),
     "hier2pl+metadata": ("hier2pl", {"metadata": True}),
+    "hier2pl+outliers": ("hier2pl", {"outliers": True}),
+    # The same with the regular cells' scale (bayesirt.models.factor.OUTLIER_REGULAR_SCALE).
+    "hier2pl+outliers+scale": ("hier2pl", {"outliers": True}),
 }
 
 
@@ -179,6 +182,9 @@ def fit_scores(tag: str, data, method: str, args, *, keep_posterior: bool = Fals
     config = FitConfig(model=model, chains=args.chains, warmup=args.warmup, draws=args.draws,
                        seed=args.seed, progress=False, log_likelihood=keep_posterior,
                        **options)
+    from bayesirt.models import factor
+
+    factor.OUTLIER_REGULAR_SCALE = method == "hier2pl+outliers+scale"
     started = time.perf_counter()
     res = fit(jax.random.key(args.seed), data, config)
     wall = time.perf_counter() - started
@@ -192,7 +198,9 @@ def fit_scores(tag: str, data, method: str, args, *, keep_posterior: bool = Fals
         return x[np.linspace(0, x.shape[0] - 1, min(max_draws, x.shape[0])).astype(int)]
 
     names = ["theta", "ability", "difficulty", "log_discrimination"] + [
-        n for n in ("guess", "leak_probability") if n in res.posterior]
+        n for n in ("guess", "leak_probability", "rho", "outlier_probability",
+                    "outlier_regular_scale")
+        if n in res.posterior]
     draws_path = work / f"{tag}.npz"
     np.savez(draws_path, item_benchmark=data.item_benchmark[: data.n_train_items],
              **{n: thin(n) for n in names})

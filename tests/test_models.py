@@ -398,6 +398,26 @@ def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
     base = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3))
     assert abs(got - base) > 0.1  # the option changes the density
 
+    # With the regular cells' own scale sigma: a regular cell is sigma times the factor draw,
+    # an outlier cell N(0, 1), so the covariance is scaled by sigma at regular cells only.
+    sigma = np.array([0.5, 1.3, 0.8])
+    got = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3,
+                                          outlier=jnp.asarray(pi),
+                                          regular_scale=jnp.asarray(sigma)))
+    want = 0.0
+    for m in range(4):
+        S = np.nonzero(mask[m])[0]
+        dens = 0.0
+        for z in itertools.product([0, 1], repeat=S.size):
+            z = np.asarray(z)
+            r = rho[S] * (1 - z)
+            s = np.where(z == 1, 1.0, sigma[S])
+            cov = (np.diag(1 - r**2) + np.outer(r, r)) * np.outer(s, s)
+            dens += (pi ** z.sum() * (1 - pi) ** (S.size - z.sum())
+                     * multivariate_normal(np.zeros(S.size), cov).pdf(x[cm == m]))
+        want += np.log(dens)
+    assert abs(got - want) < 1e-4
+
 
 def test_completed_abilities_mark_an_outlier_cell():
     """A model far off its general ability on one benchmark gets a high outlier probability."""
@@ -419,3 +439,41 @@ def test_completed_abilities_mark_an_outlier_cell():
     others = inputs.arrays["cell_benchmark"][first[1:]]
     assert prob[0, :, 0, b0].mean() > 0.5
     assert np.all(prob[0, :, 0, others].mean(axis=0) < 0.2)
+
+
+def test_the_regular_scale_lets_a_squeezed_benchmark_keep_its_loading():
+    """Two strong models that fail benchmark 0 squeeze the other ten there (their
+    standardised sd 0.3): with sigma = 1 the outlier density reads that as a low loading,
+    with the regular scale sigma = 0.3 the ten keep a high one and the two are outliers."""
+    import jax.numpy as jnp
+
+    from bayesirt.models import complete_abilities
+    from bayesirt.models.factor import factor_ability_logdensity
+
+    mask = np.ones((12, 3))
+    cm, cb = np.nonzero(mask)
+    general = np.linspace(-1.5, 1.5, 12)
+    x = general[cm] * np.where(cb == 0, 0.3, 1.0)
+    x = np.where((cb == 0) & np.isin(cm, [10, 11]), -2.2, x)
+    data = {"cell_mask": jnp.asarray(mask), "cell_model": jnp.asarray(cm),
+            "cell_benchmark": jnp.asarray(cb)}
+    grid = np.linspace(0.05, 0.95, 19)
+
+    def best_loading(sigma0):
+        dens = [float(factor_ability_logdensity(
+            jnp.asarray(x), jnp.asarray([r, 0.9, 0.9]), data, 12, 3, outlier=jnp.asarray(0.05),
+            regular_scale=jnp.asarray([sigma0, 1.0, 1.0]))) for r in grid]
+        return grid[int(np.argmax(dens))]
+
+    assert best_loading(1.0) < 0.5
+    assert best_loading(0.3) > 0.8
+    inputs = build_inputs(simulate(np.random.default_rng(2), "hier2pl", n_models=12,
+                                   items_per_benchmark=(5, 5, 5), coverage=1.0)[0])
+    order = np.lexsort((inputs.arrays["cell_benchmark"], inputs.arrays["cell_model"]))
+    cell = np.zeros((1, 100, cm.size))
+    cell[..., order] = x  # the inputs' cells in (model, benchmark) order
+    _, _, prob = complete_abilities(np.random.default_rng(0), cell, np.full((1, 100, 3), 0.9),
+                                    inputs, outlier=np.full((1, 100), 0.05),
+                                    regular_scale=np.full((1, 100, 3), [0.3, 1.0, 1.0]))
+    assert prob[0, :, [10, 11], 0].mean() > 0.9
+    assert prob[0, :, :10, 0].mean() < 0.1

@@ -93,6 +93,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "rho": ("benchmark",),
     "rho_z": ("benchmark",),
     "rho_raw": ("benchmark",),
+    "outlier_regular_scale": ("benchmark",),
     "guess": ("benchmark",),
     "sigma_category": ("multi_benchmark",),
     "category_raw": ("free_category",),
@@ -124,6 +125,7 @@ def complete_abilities(
     mean: np.ndarray | None = None,
     tau: np.ndarray | None = None,
     outlier: np.ndarray | None = None,
+    regular_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     r"""Fill in abilities of unobserved cells and draw the general ability, per draw.
 
@@ -147,6 +149,9 @@ def complete_abilities(
         Outlier fraction (the outlier option): each model's outlier configuration is first
         drawn from its exact conditional (:func:`bayesirt.models.factor.outlier_configurations`),
         an outlier cell's loading is then 0 (its ability N(0, 1)).
+    regular_scale : ndarray, shape (chains, draws, n_benchmarks), optional
+        With ``outlier``: the scale of the regular cells (default 1); a regular cell's
+        ability is :math:`\sigma_k(\rho_k\eta_m + \sqrt{d_k}\,\varepsilon)`.
 
     Returns
     -------
@@ -163,22 +168,26 @@ def complete_abilities(
     x[:, :, inputs.arrays["cell_model"], inputs.arrays["cell_benchmark"]] = ability_cell
     r = rho[:, :, None, :].astype(np.float64)
     prob = None
+    scale = 1.0  # per cell: sigma_k where regular, 1 at outliers
     if outlier is not None:
-        r, prob = _draw_outliers(rng, x, r, mask, outlier, mean, tau)
+        r, prob, scale = _draw_outliers(rng, x, r, mask, outlier, mean, tau, regular_scale)
     d = 1.0 - r**2
     prec0 = 1.0 if tau is None else 1.0 / np.asarray(tau, np.float64)[..., None] ** 2
     mu = 0.0 if mean is None else np.asarray(mean, np.float64)
-    b_sum = np.sum(mask * r * x / d, axis=-1) + prec0 * mu
+    b_sum = np.sum(mask * r * (x / scale) / d, axis=-1) + prec0 * mu
     c_sum = np.sum(mask * r**2 / d, axis=-1)
     var = 1.0 / (prec0 + c_sum)
     general = var * b_sum + np.sqrt(var) * rng.standard_normal(var.shape)
-    fill = r * general[..., None] + np.sqrt(d) * rng.standard_normal(x.shape)
+    fill = scale * (r * general[..., None] + np.sqrt(d) * rng.standard_normal(x.shape))
     ability = np.where(mask, x, fill)
     return ability, general, prob
 
 
-def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
-    """Draw each model's outlier configuration; return its loadings (0 at outliers), P(z=1).
+def _draw_outliers(rng, x, r, mask, outlier, mean, tau, regular_scale=None):
+    """Draw each model's outlier configuration.
+
+    Returns its loadings (0 at outliers), P(z = 1) per cell, and each cell's scale
+    (``regular_scale`` where regular, 1 at outliers).
 
     Per chain (memory: configurations x draws x models x benchmarks). The configuration's
     log weight is the prior of its indicators plus the model's factor density (numpy twin of
@@ -188,12 +197,19 @@ def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
 
     z = outlier_configurations(x.shape[-1])  # (C, K)
     r_out = np.empty_like(np.broadcast_to(r, x.shape))
+    scale_out = np.ones(x.shape)
     prob = np.empty(x.shape)
     for c in range(x.shape[0]):
         pi = np.asarray(outlier, np.float64)[c][:, None]  # (draws, 1)
         log_w = z.sum(1)[None, :] * np.log(pi) + (1 - z).sum(1)[None, :] * np.log1p(-pi)
         rz = r[c][None] * (1.0 - z[:, None, None, :])  # (C, draws, 1, K)
         xc = x[c][None]
+        log_jac = 0.0
+        if regular_scale is not None:
+            sig = np.asarray(regular_scale, np.float64)[c][None, :, None, :]  # (1, draws, 1, K)
+            regular = 1.0 - z[:, None, None, :]
+            xc = xc * (regular / sig + z[:, None, None, :])
+            log_jac = -np.sum(mask * regular * np.log(sig), axis=-1)
         if mean is not None:
             xc = xc - rz * np.asarray(mean, np.float64)[c][None, :, :, None]
         rt = rz if tau is None else np.asarray(tau, np.float64)[c][None, :, None, None] * rz
@@ -202,7 +218,7 @@ def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
         r_dx = np.sum(mask * rt * xc / dz, axis=-1)
         r_dr = np.sum(mask * rt**2 / dz, axis=-1)
         log_det = np.sum(mask * np.log(dz), axis=-1) + np.log1p(r_dr)
-        lp = -0.5 * (quad_d - r_dx**2 / (1.0 + r_dr) + log_det)  # (C, draws, models)
+        lp = -0.5 * (quad_d - r_dx**2 / (1.0 + r_dr) + log_det) + log_jac  # (C, draws, m)
         lp = lp + log_w.T[:, :, None]
         w = np.exp(lp - lp.max(axis=0, keepdims=True))
         w /= w.sum(axis=0, keepdims=True)
@@ -211,7 +227,10 @@ def _draw_outliers(rng, x, r, mask, outlier, mean, tau):
         u = rng.uniform(size=w.shape[1:])
         pick = np.minimum((np.cumsum(w, axis=0) < u[None]).sum(axis=0), z.shape[0] - 1)
         r_out[c] = np.broadcast_to(r[c], x.shape[1:]) * (1.0 - z[pick])
-    return r_out, prob
+        if regular_scale is not None:
+            sig = np.asarray(regular_scale, np.float64)[c][:, None, :]  # (draws, 1, K)
+            scale_out[c] = sig * (1.0 - z[pick]) + z[pick]
+    return r_out, prob, scale_out
 
 
 def contract_posterior(
@@ -274,7 +293,7 @@ def contract_posterior(
             tau = out["ability_residual_scale"]
         ability, general, outlier_prob = complete_abilities(
             rng, out.pop("ability_std"), out["rho"], inputs, mean, tau,
-            out.get("outlier_fraction"))
+            out.get("outlier_fraction"), out.get("outlier_regular_scale"))
         if outlier_prob is not None:
             out["outlier_probability"] = outlier_prob
         # Abilities are standardised per benchmark, so a new model's ability is ~N(0, 1).
