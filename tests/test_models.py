@@ -364,12 +364,32 @@ def test_loading_tilt_normaliser_and_draws_match_monte_carlo():
         np.testing.assert_allclose(np.quantile(logit, u), want, atol=0.04 * scale)
 
 
-def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
-    """The factor density with outliers equals the brute-force mixture over indicators."""
+def _brute_force_outlier_mixture(x, cm, mask, rho, pi, sigma):
+    """Sum over every indicator configuration of each model's cells, by scipy: a regular
+    cell is sigma times the unit-scale factor draw, an outlier cell N(0, 1)."""
     import itertools
 
-    import jax.numpy as jnp
     from scipy.stats import multivariate_normal
+
+    total = 0.0
+    for m in range(mask.shape[0]):
+        S = np.nonzero(mask[m])[0]
+        dens = 0.0
+        for z in itertools.product([0, 1], repeat=S.size):
+            z = np.asarray(z)
+            r = rho[S] * (1 - z)
+            s = np.where(z == 1, 1.0, sigma[S])
+            cov = (np.diag(1 - r**2) + np.outer(r, r)) * np.outer(s, s)
+            dens += (pi ** z.sum() * (1 - pi) ** (S.size - z.sum())
+                     * multivariate_normal(np.zeros(S.size), cov).pdf(x[cm == m]))
+        total += np.log(dens)
+    return total
+
+
+def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
+    """The factor density with outliers equals the brute-force mixture over indicators,
+    with unit regular scale (the option's default) and with the regular cells' own scale."""
+    import jax.numpy as jnp
 
     from bayesirt.models.factor import factor_ability_logdensity
 
@@ -383,40 +403,15 @@ def test_outlier_mixture_density_is_the_exact_sum_over_configurations():
     pi = 0.2
     got = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3,
                                           outlier=jnp.asarray(pi)))
-    want = 0.0
-    for m in range(4):
-        S = np.nonzero(mask[m])[0]
-        dens = 0.0
-        for z in itertools.product([0, 1], repeat=S.size):
-            z = np.asarray(z)
-            r = rho[S] * (1 - z)
-            cov = np.diag(1 - r**2) + np.outer(r, r)
-            dens += (pi ** z.sum() * (1 - pi) ** (S.size - z.sum())
-                     * multivariate_normal(np.zeros(S.size), cov).pdf(x[cm == m]))
-        want += np.log(dens)
-    assert abs(got - want) < 1e-4
+    assert abs(got - _brute_force_outlier_mixture(x, cm, mask, rho, pi, np.ones(3))) < 1e-4
     base = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3))
     assert abs(got - base) > 0.1  # the option changes the density
 
-    # With the regular cells' own scale sigma: a regular cell is sigma times the factor draw,
-    # an outlier cell N(0, 1), so the covariance is scaled by sigma at regular cells only.
     sigma = np.array([0.5, 1.3, 0.8])
     got = float(factor_ability_logdensity(jnp.asarray(x), jnp.asarray(rho), data, 4, 3,
                                           outlier=jnp.asarray(pi),
                                           regular_scale=jnp.asarray(sigma)))
-    want = 0.0
-    for m in range(4):
-        S = np.nonzero(mask[m])[0]
-        dens = 0.0
-        for z in itertools.product([0, 1], repeat=S.size):
-            z = np.asarray(z)
-            r = rho[S] * (1 - z)
-            s = np.where(z == 1, 1.0, sigma[S])
-            cov = (np.diag(1 - r**2) + np.outer(r, r)) * np.outer(s, s)
-            dens += (pi ** z.sum() * (1 - pi) ** (S.size - z.sum())
-                     * multivariate_normal(np.zeros(S.size), cov).pdf(x[cm == m]))
-        want += np.log(dens)
-    assert abs(got - want) < 1e-4
+    assert abs(got - _brute_force_outlier_mixture(x, cm, mask, rho, pi, sigma)) < 1e-4
 
 
 def test_completed_abilities_mark_an_outlier_cell():
