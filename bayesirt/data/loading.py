@@ -362,6 +362,16 @@ def read_labeled_pairs(
     return model_arr, item_arr, labels
 
 
+def _model_metadata(data: IRTData, m_used: np.ndarray) -> dict:
+    """Restrict the metadata fields of ``data`` to the models ``m_used`` (in that order)."""
+    return {
+        "model_param_count": data.model_param_count[m_used],
+        "model_org": tuple(data.model_org[m] for m in m_used),
+        "model_is_instruct": data.model_is_instruct[m_used],
+        "model_release_year": data.model_release_year[m_used],
+    }
+
+
 def without_benchmark(data: IRTData, benchmark: str) -> IRTData:
     """Return the training data with one benchmark removed (items, responses, categories).
 
@@ -416,10 +426,7 @@ def without_benchmark(data: IRTData, benchmark: str) -> IRTData:
         item_category=remap["c"][data.item_category[j_used]],
         category_benchmark=remap["b"][data.category_benchmark[c_used]],
         item_embeddings=None if data.item_embeddings is None else data.item_embeddings[j_used],
-        model_param_count=data.model_param_count[m_used],
-        model_org=tuple(data.model_org[m] for m in m_used),
-        model_is_instruct=data.model_is_instruct[m_used],
-        model_release_year=data.model_release_year[m_used],
+        **_model_metadata(data, m_used),
         fingerprint=f"{data.fingerprint}-{benchmark}",
         source=f"{data.source} without {benchmark}",
     )
@@ -468,10 +475,7 @@ def without_models(data: IRTData, model_ids: Iterable[str]) -> IRTData:
         item_category=data.item_category[:nt],
         category_benchmark=data.category_benchmark,
         item_embeddings=None if data.item_embeddings is None else data.item_embeddings[:nt],
-        model_param_count=data.model_param_count[m_used],
-        model_org=tuple(data.model_org[m] for m in m_used),
-        model_is_instruct=data.model_is_instruct[m_used],
-        model_release_year=data.model_release_year[m_used],
+        **_model_metadata(data, m_used),
         fingerprint=f"{data.fingerprint}-without-{len(gone)}-models",
         source=f"{data.source} without {len(gone)} models",
     )
