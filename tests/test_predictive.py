@@ -722,10 +722,15 @@ def test_neighbour_abilities_follow_a_models_residuals_on_similar_items():
         predict_pairs(draws, pair_m, pair_i, new_items=new, neighbours=(ids,))
 
 
-def test_category_abilities_follow_a_models_residuals_in_the_new_items_category(monkeypatch):
+@pytest.mark.parametrize("residual_scale", ["probability", "logit"])
+def test_category_abilities_follow_a_models_residuals_in_the_new_items_category(
+        monkeypatch, residual_scale):
     """A model good at one category of a benchmark and bad at the other: the category
-    offset carries that to the category's new items even where the embeddings say nothing."""
+    offset carries that to the category's new items even where the embeddings say nothing
+    (with the mean residual, the default, and with the logit-scale Newton step)."""
     from bayesirt.predictive import neighbours as neighbours_module
+
+    monkeypatch.setattr(neighbours_module, "RESIDUAL_SCALE", residual_scale)
 
     rng = np.random.default_rng(22)
     S, M, J = 40, 6, 400

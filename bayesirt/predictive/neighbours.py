@@ -32,6 +32,13 @@ from .prior import ItemPrior
 #: Whether benchmarks with categories get the category ability offset (``kappa_k``, see
 #: :meth:`NeighbourPrior._abilities`); a lever for measuring it, not a user option.
 CATEGORY_ABILITY = True
+#: How a model's residuals on a group of fitted items (neighbours, a category) become an
+#: ability offset before ``lambda_k``/``kappa_k`` scale it: ``"probability"`` the mean of
+#: ``y - p``; ``"logit"`` one Newton step of the ability shift from 0, ``sum a (y - p) /
+#: (sum a^2 p (1 - p) + 1)`` (score over information, with a unit prior precision). A lever
+#: for measuring, not a user option: on the dev set the Newton step was worse at every k
+#: (``bench/results/neighbour_levers_dev.md``), so the mean residual stays.
+RESIDUAL_SCALE = "probability"
 
 
 class NeighbourPrior:
@@ -246,20 +253,34 @@ class NeighbourPrior:
 
         # Dense (model, item) tables: 6 bytes per cell (~11 MB for 131 x 14,086).
         n_models, n_items = len(d.model_ids), len(d.item_ids)
-        resid = np.zeros((n_models, n_items), dtype=np.float32)
-        resid[mi, ii] = y - prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
+        p_obs = prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
         observed = np.zeros((n_models, n_items), dtype=bool)
         observed[mi, ii] = True
+        # resid / weight summed over a group of items is the group's offset before the
+        # fitted factor: the mean residual (weight = 1 per answer), or with ``"logit"`` the
+        # Newton step (score a (y - p), information a^2 p (1 - p), plus a unit prior
+        # precision added in ``ratio``).
+        logit_scale = RESIDUAL_SCALE == "logit"
+        resid = np.zeros((n_models, n_items), dtype=np.float32)
+        weight = np.zeros((n_models, n_items), dtype=np.float32)
+        if logit_scale:
+            resid[mi, ii] = alpha[ii] * (y - p_obs)
+            weight[mi, ii] = alpha[ii] ** 2 * p_obs * (1.0 - p_obs)
+        else:
+            resid[mi, ii] = y - p_obs
+            weight[mi, ii] = 1.0
         y_full = np.zeros((n_models, n_items), dtype=np.int8)
         y_full[mi, ii] = y
 
+        def ratio(total: np.ndarray, w: np.ndarray) -> np.ndarray:
+            return total / (w + 1.0) if logit_scale else total / np.maximum(w, 1.0)
+
         def local_residual(nb: np.ndarray) -> np.ndarray:
-            """(n_models, n_targets) mean residual over each target's neighbours."""
-            n_seen = observed[:, nb].sum(axis=-1, dtype=np.float32)
-            return resid[:, nb].sum(axis=-1) / np.maximum(n_seen, 1.0)
+            """(n_models, n_targets) offset over each target's neighbours (see ``ratio``)."""
+            return ratio(resid[:, nb].sum(axis=-1), weight[:, nb].sum(axis=-1))
 
         n_total = len(self.model_index)
-        grid = np.linspace(0.0, 6.0, 121)
+        grid = np.linspace(0.0, 3.0 if logit_scale else 6.0, 121)
         # Per (model, category): residual sum and count over the fitted items.
         cat = d.item_category
         n_cat = len(d.category_ids)
@@ -273,7 +294,7 @@ class NeighbourPrior:
             cat_sum = np.zeros((n_cat, n_models), dtype=np.float32)
             cat_n = np.zeros((n_cat, n_models), dtype=np.float32)
             np.add.at(cat_sum, cat[has_cat], resid[:, has_cat].T)
-            np.add.at(cat_n, cat[has_cat], observed[:, has_cat].T.astype(np.float32))
+            np.add.at(cat_n, cat[has_cat], weight[:, has_cat].T)
             cat_sum, cat_n = cat_sum.T, cat_n.T  # (n_models, n_cat)
         cat_index = {c: n for n, c in enumerate(d.category_ids)}
         for k in range(len(d.benchmark_ids)):
@@ -289,13 +310,13 @@ class NeighbourPrior:
             kappa_grid = np.zeros(1)
             xc_obs = np.zeros_like(x_obs)
             if multi[k]:
-                kappa_grid = np.linspace(0.0, 10.0, 41)
+                kappa_grid = (np.linspace(0.0, 3.0, 61) if logit_scale
+                              else np.linspace(0.0, 10.0, 41))
                 ce = np.maximum(cat[est], 0)
                 # Leave the item itself out of its category's mean residual. (Shrinking a
                 # model's mean towards 0 by a prior count of 10 or 40 items, fitted too, moved
                 # dev log-loss by <= 0.0002 at 3x the time: not kept.)
-                xc = ((cat_sum[:, ce] - resid[:, est])
-                      / np.maximum(cat_n[:, ce] - observed[:, est], 1.0))
+                xc = ratio(cat_sum[:, ce] - resid[:, est], cat_n[:, ce] - weight[:, est])
                 xc_obs = np.where(cat[est][None, :] >= 0, xc, 0.0)[obs]
             best_lam, best_kappa, best_ll = 0.0, 0.0, -np.inf
             for lam in grid:
@@ -320,7 +341,7 @@ class NeighbourPrior:
                     tc = np.where((tc >= 0) & (d.category_benchmark[np.maximum(tc, 0)] == k),
                                   tc, -1)
                     tc_ok = np.maximum(tc, 0)
-                    mean_c = cat_sum[:, tc_ok] / np.maximum(cat_n[:, tc_ok], 1.0)
+                    mean_c = ratio(cat_sum[:, tc_ok], cat_n[:, tc_ok])
                     off = off + best_kappa * np.where(tc[None, :] >= 0, mean_c, 0.0)
                 for c, n in enumerate(idx.tolist()):
                     vec = np.zeros(n_total, dtype=np.float32)
