@@ -17,22 +17,21 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 WEIGHTS = (0.1, 0.2, 0.2, 0.2, 0.2, 0.1)  # ALC weights of budgets 0, 1, 3, 7, 15, 31
 
 
 def main() -> int:
-    from bayesirt import data as bdata
-    from bayesirt import predictive
+    from lobo_posthoc import replay
+
     from bayesirt.pipeline import load_draws
-    from bayesirt.submission.heldout import BUDGETS, baseline_predictions, make_task
-    from bayesirt.submission.heldout_run import _train_accuracy, benchmark_responses
+    from bayesirt.submission.heldout import BUDGETS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("fit")
@@ -43,26 +42,14 @@ def main() -> int:
     args = ap.parse_args()
 
     draws = load_draws(args.fit, max_draws=1000)
-    data = bdata.load(args.data)
-    m, i, y = benchmark_responses(data, Path(args.data), args.benchmark)
-    acc = _train_accuracy(bdata.without_benchmark(data, args.benchmark))
-    new = {str(x): predictive.ItemInfo(benchmark_id=args.benchmark) for x in np.unique(i)}
     # (model, budget) -> rows of (ours Brier, smoothed Brier, ours mean p, smoothed mean p, truth)
     cells: dict[tuple[str, int], list[tuple[float, ...]]] = collections.defaultdict(list)
-    for seed in range(args.seeds):
-        task = make_task(m, i, y, args.benchmark, scope="pair", seed=seed, min_items=80)
-        sm, si, sy, _ = task.scored_pairs()
-        for budget in BUDGETS:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p = predictive.predict_pairs(draws, list(sm), list(si), new_items=new,
-                                             labels=task.labels(budget))
-            q = baseline_predictions("smoothed_mean", task, budget, acc)
-            for model in np.unique(sm):
-                k = sm == model
-                cells[(model, budget)].append((
-                    float(np.mean((p[k] - sy[k]) ** 2)), float(np.mean((q[k] - sy[k]) ** 2)),
-                    float(p[k].mean()), float(q[k].mean()), float(sy[k].mean())))
+    for budget, sm, sy, _, p, q in replay(draws, args.data, args.benchmark, args.seeds):
+        for model in np.unique(sm):
+            k = sm == model
+            cells[(model, budget)].append((
+                float(np.mean((p[k] - sy[k]) ** 2)), float(np.mean((q[k] - sy[k]) ** 2)),
+                float(p[k].mean()), float(q[k].mean()), float(sy[k].mean())))
     models = sorted({mm for mm, _ in cells})
     n_pairs = len(models)
     lines = [f"# Per pair: {args.benchmark} held out ({Path(args.data).name}; "

@@ -37,6 +37,29 @@ from bayesirt.submission.heldout_run import _train_accuracy, benchmark_responses
 DATA = "../shared/data/real-multibench-small"
 
 
+def replay(draws, data_dir: str, bench: str, n_seeds: int):
+    """The in-process replay of ``bayesirt heldout`` on ``bench`` (split per pair).
+
+    Yields ``(budget, sm, sy, pair, p, q)`` per split seed 0 .. n_seeds - 1 and budget: the
+    scored pairs' models, truths and pair index, bayesirt's predictions from ``draws`` and the
+    smoothed mean's.
+    """
+    data = _data.load(data_dir)
+    m, i, y = benchmark_responses(data, Path(data_dir), bench)
+    acc = _train_accuracy(_data.without_benchmark(data, bench))
+    new = {str(x): predictive.ItemInfo(benchmark_id=bench) for x in np.unique(i)}
+    for seed in range(n_seeds):
+        task = make_task(m, i, y, bench, scope="pair", seed=seed, min_items=80)
+        sm, si, sy, pair = task.scored_pairs()
+        for budget in BUDGETS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = predictive.predict_pairs(draws, list(sm), list(si), new_items=new,
+                                             labels=task.labels(budget))
+            q = baseline_predictions("smoothed_mean", task, budget, acc)
+            yield budget, sm, sy, pair, p, q
+
+
 def main() -> int:
     path, bench = sys.argv[1], sys.argv[2]
     edits = dict(a.split("=") for a in sys.argv[3:])
@@ -51,24 +74,12 @@ def main() -> int:
         else:
             changes[field] = getattr(draws, field) * float(factor)
     draws = dataclasses.replace(draws, **changes)
-    data = _data.load(DATA)
-    m, i, y = benchmark_responses(data, Path(DATA), bench)
-    acc = _train_accuracy(_data.without_benchmark(data, bench))
-    new = {str(x): predictive.ItemInfo(benchmark_id=bench) for x in np.unique(i)}
     brier = collections.defaultdict(list)
     level = collections.defaultdict(list)
-    for seed in range(n_seeds):
-        task = make_task(m, i, y, bench, scope="pair", seed=seed, min_items=80)
-        sm, si, sy, pair = task.scored_pairs()
-        for budget in BUDGETS:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p = predictive.predict_pairs(draws, list(sm), list(si), new_items=new,
-                                             labels=task.labels(budget))
-            q = baseline_predictions("smoothed_mean", task, budget, acc)
-            brier[("bayesirt", budget)].append(pair_scores(sy, p, pair)["brier"])
-            brier[("smoothed", budget)].append(pair_scores(sy, q, pair)["brier"])
-            level[budget].append((p.mean(), q.mean(), sy.mean()))
+    for budget, _, sy, pair, p, q in replay(draws, DATA, bench, n_seeds):
+        brier[("bayesirt", budget)].append(pair_scores(sy, p, pair)["brier"])
+        brier[("smoothed", budget)].append(pair_scores(sy, q, pair)["brier"])
+        level[budget].append((p.mean(), q.mean(), sy.mean()))
     print(bench, edits or "as fitted", f"split seeds 0-{n_seeds - 1}")
     for name in ("bayesirt", "smoothed"):
         curve = [float(np.mean(brier[(name, k)])) for k in BUDGETS]
