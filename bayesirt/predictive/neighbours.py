@@ -251,7 +251,7 @@ class NeighbourPrior:
             p = 0.5 * (1.0 + np.tanh(0.5 * eta))
             return p if g is None else g[k] + (1.0 - g[k]) * p
 
-        # Dense (model, item) tables: 6 bytes per cell (~11 MB for 131 x 14,086).
+        # Dense (model, item) tables: 10 bytes per cell (~18 MB for 131 x 14,086).
         n_models, n_items = len(d.model_ids), len(d.item_ids)
         p_obs = prob(alpha[ii] * (theta[mi, kb[ii]] - b[ii]), kb[ii])
         observed = np.zeros((n_models, n_items), dtype=bool)
