@@ -63,6 +63,8 @@ METHODS = {  # name -> (registered model, FitConfig options)
     "hier2pl+outliers": ("hier2pl", {"outliers": True}),
     # The same with the regular cells' scale (bayesirt.models.factor.OUTLIER_REGULAR_SCALE).
     "hier2pl+outliers+scale": ("hier2pl", {"outliers": True}),
+    # The loadings' tilt squared (bayesirt.models.population.UNIQUENESS_POWER = 2).
+    "hier2pl+tilt2": ("hier2pl", {}),
 }
 
 
@@ -185,6 +187,9 @@ def fit_scores(tag: str, data, method: str, args, *, keep_posterior: bool = Fals
     from bayesirt.models import factor
 
     factor.OUTLIER_REGULAR_SCALE = method == "hier2pl+outliers+scale"
+    from bayesirt.models import population
+
+    population.UNIQUENESS_POWER = 2.0 if method == "hier2pl+tilt2" else 1.0
     started = time.perf_counter()
     res = fit(jax.random.key(args.seed), data, config)
     wall = time.perf_counter() - started

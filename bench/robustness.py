@@ -371,6 +371,9 @@ VARIANTS: dict[str, dict] = {
     "draws2000": {"config.draws": 2000},
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
+    # the tilt squared: density proportional to (1 - rho^2)^2 N(logit rho), further from the
+    # Heywood corner where a half-item fit of the small set stuck a chain
+    "tilt2": {"bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     # the loadings non-centred against their population
     "rho-nc": {NC: frozenset({"rho"})},
     # the population's spreads half-normal (before they were made boundary-avoiding)
