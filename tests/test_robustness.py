@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
-from bayesirt.inference.blame import locate_divergences
+from bayesirt.inference.blame import locate_divergences, locate_odd_chain
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "robustness.py"
 
@@ -85,6 +85,67 @@ def test_divergences_are_located_at_the_narrow_end_of_a_funnel():
     head = convergence_headline(post, {**_stats(), "diverging": diverging}, 10, dims, coords)
     text, passed = format_headline(head)
     assert not passed and "divergent transitions sit" in text
+
+
+def _odd_chain_case(n_chains=4, n_draws=300, seed=6):
+    """Draws of four agreeing chains, their sample stats, names: a healthy fit."""
+    rng = np.random.default_rng(seed)
+    post = {"difficulty": rng.normal(size=(n_chains, n_draws, 3)),
+            "rho": 0.9 + 0.02 * rng.normal(size=(n_chains, n_draws, 2))}
+    stats = {"diverging": np.zeros((n_chains, n_draws), bool),
+             "tree_depth": np.full((n_chains, n_draws), 5),
+             "n_steps": np.full((n_chains, n_draws), 31),
+             "step_size": np.full((n_chains, n_draws), 0.1) * (1 + 0.3 * np.arange(n_chains))[
+                 :, None]}
+    dims = {"difficulty": ("item",), "rho": ("benchmark",)}
+    coords = {"item": ["a:1", "b:1", "b:2"], "benchmark": ["bfcl", "gsm8k"]}
+    constants = {"item_benchmark": np.array([0, 1, 1])}
+    return post, stats, dims, coords, constants
+
+
+def test_a_stuck_chain_is_named_with_where_it_sits():
+    post, stats, dims, coords, constants = _odd_chain_case()
+    assert locate_odd_chain(post, stats, dims, coords, constants) is None  # healthy
+    # Chain 2 (index 1) adapted a step size 500x smaller, runs to the tree-depth limit and
+    # barely moves, far out on item b:2 (the pattern of bench/results/robustness_20261207.md).
+    stats["step_size"][1] = 2e-4
+    stats["n_steps"][1], stats["tree_depth"][1] = 1023, 10
+    post["difficulty"][1, :, 2] = -8.0 + 0.01 * post["difficulty"][1, :, 2]
+    odd = locate_odd_chain(post, {**stats, "max_tree_depth": 10}, dims, coords, constants)
+    assert odd["chain"] == 1 and odd["reason"] == "stuck"
+    assert odd["tree_depth_hits"] == 300 and odd["steps_per_draw"] == 1023
+    assert odd["apart"][0]["parameter"] == "difficulty[b:2]"
+    assert odd["apart"][0]["block"] == "item difficulties/discriminations of benchmark gsm8k"
+    head = convergence_headline(post, stats, 10, dims, coords, constants=constants)
+    text, passed = format_headline(head)
+    assert not passed
+    assert "one chain is stuck: chain 2 of 4 adapted a step size of 0.0002" in text
+    assert "1023 leapfrog steps per draw" in text and "difficulty[b:2] -8" in text
+    assert len(text.splitlines()) <= 24  # still one screen
+
+
+def test_a_chain_holding_the_divergences_is_named_and_two_chains_never_are():
+    post, stats, dims, coords, constants = _odd_chain_case()
+    # 40 of 44 divergences in chain 4 (index 3), where its loading of bfcl runs high.
+    stats["diverging"][3, :40] = True
+    stats["diverging"][0, :4] = True
+    post["rho"][3, :, 0] += 0.08
+    odd = locate_odd_chain(post, stats, dims, coords, constants)
+    assert odd["chain"] == 3 and odd["reason"] == "divergences"
+    assert (odd["divergences"], odd["divergences_total"]) == (40, 44)
+    assert odd["apart"][0]["parameter"] == "rho[bfcl]"
+    text, _ = format_headline(convergence_headline(post, stats, 10, dims, coords,
+                                                   constants=constants))
+    assert "one chain holds the divergences: chain 4 of 4, 40 of 44" in text
+    # Spread evenly, the same count names no chain.
+    stats["diverging"][:] = False
+    stats["diverging"][:, :11] = True
+    assert locate_odd_chain(post, stats, dims, coords, constants) is None
+    # With two chains there is no majority to be odd against.
+    two = {k: v[:2] for k, v in post.items()}
+    stats2 = {k: v[:2] for k, v in stats.items()}
+    stats2["step_size"][1] = 1e-5
+    assert locate_odd_chain(two, stats2, dims, coords, constants) is None
 
 
 @functools.cache

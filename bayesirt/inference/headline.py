@@ -54,8 +54,9 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         ``rhat_max``, ``rhat_max_name``, ``ess_bulk_min``, ``ess_bulk_min_name``,
         ``ess_tail_min``, ``ess_tail_min_name``, ``divergences``, ``divergences_per_chain``,
         ``tree_depth_hits``, ``n_parameters``, and the block diagnosis
-        (``bayesirt.inference.blame``): ``blocks`` (failing blocks, worst first) and
-        ``divergence_location`` (where divergent draws sit).
+        (``bayesirt.inference.blame``): ``blocks`` (failing blocks, worst first),
+        ``divergence_location`` (where divergent draws sit) and ``odd_chain`` (a stuck
+        chain or one holding the divergences, else None).
     """
     from arviz_stats.base import array_stats
 
@@ -103,6 +104,8 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
     worst["blocks"] = blame.summarise_blocks(per_scalar, dims, coords, constants)
     worst["divergence_location"] = blame.locate_divergences(
         posterior, diverging, dims, coords, constants)
+    worst["odd_chain"] = blame.locate_odd_chain(
+        posterior, {**sample_stats, "max_tree_depth": max_tree_depth}, dims, coords, constants)
     return worst
 
 
