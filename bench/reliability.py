@@ -379,6 +379,12 @@ def part_cost(which, data, args) -> list[dict]:
     return rows
 
 
+def read_records(paths: list[str]) -> list[dict]:
+    """Every JSON line of these record files, in order."""
+    return [json.loads(line) for path in paths
+            for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def _f(x, nd=3):
     return "—" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
@@ -447,9 +453,7 @@ def main() -> int:
                     help="only print the markdown tables of these record files")
     args = ap.parse_args()
     if args.render is not None:
-        records = [json.loads(line) for path in args.render
-                   for line in Path(path).read_text().splitlines() if line.strip()]
-        print(render(records))
+        print(render(read_records(args.render)))
         return 0
     args.work = str(Path(args.work) / f"{args.chains}x{args.warmup}+{args.draws}")
     data = load(args.set)

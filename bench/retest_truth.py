@@ -155,9 +155,7 @@ def main() -> int:
     ap.add_argument("--render", nargs="*", metavar="JSONL")
     args = ap.parse_args()
     if args.render is not None:
-        records = [json.loads(line) for path in args.render
-                   for line in Path(path).read_text().splitlines() if line.strip()]
-        print(render(records))
+        print(render(rel.read_records(args.render)))
         return 0
     args.work = str(Path(args.work) / f"{args.chains}x{args.warmup}+{args.draws}")
     data = rel.load("small")

@@ -245,6 +245,13 @@ def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np
     return out
 
 
+def _variables(posterior: dict[str, np.ndarray]):
+    """(name, draws as float64) of every variable, copies of another variable left out."""
+    for name, value in posterior.items():
+        if name not in DUPLICATES:
+            yield name, np.asarray(value, dtype=np.float64)
+
+
 def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
                        dims=None, coords=None, constants=None,
                        top: int = 3) -> list[dict[str, Any]]:
@@ -279,10 +286,7 @@ def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
         return []
     maps = _Blocks(dims, coords, constants)
     best: dict[tuple[str, int | None], dict[str, Any]] = {}
-    for name, value in posterior.items():
-        if name in DUPLICATES:
-            continue
-        arr = np.asarray(value, dtype=np.float64)
+    for name, arr in _variables(posterior):
         if arr.shape[:2] != np.asarray(diverging).shape:
             continue
         flat = arr.reshape(arr.shape[0] * arr.shape[1], -1)
@@ -398,10 +402,7 @@ def locate_odd_chain(posterior: dict[str, np.ndarray], sample_stats: dict[str, n
 
     maps = _Blocks(dims, coords, constants)
     best: dict[tuple[str, int | None], dict[str, Any]] = {}
-    for name, value in posterior.items():
-        if name in DUPLICATES:
-            continue
-        arr = np.asarray(value, dtype=np.float64)
+    for name, arr in _variables(posterior):
         if arr.shape[0] != n_chains or arr.ndim < 2:
             continue
         flat = arr.reshape(n_chains, arr.shape[1], -1)
