@@ -68,6 +68,9 @@ METHODS = {  # name -> (registered model, FitConfig options)
 }
 
 
+_DEFAULTS: dict[str, float] = {}  # module constants as the code ships them, before patching
+
+
 def load(which: str):
     from bayesirt import data as bdata
 
@@ -189,7 +192,10 @@ def fit_scores(tag: str, data, method: str, args, *, keep_posterior: bool = Fals
     factor.OUTLIER_REGULAR_SCALE = method == "hier2pl+outliers+scale"
     from bayesirt.models import population
 
-    population.UNIQUENESS_POWER = 2.0 if method == "hier2pl+tilt2" else 1.0
+    # The module's own default is kept for every other method (read once, before patching).
+    _DEFAULTS.setdefault("uniqueness_power", population.UNIQUENESS_POWER)
+    population.UNIQUENESS_POWER = (2.0 if method == "hier2pl+tilt2"
+                                   else _DEFAULTS["uniqueness_power"])
     started = time.perf_counter()
     res = fit(jax.random.key(args.seed), data, config)
     wall = time.perf_counter() - started
