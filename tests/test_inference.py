@@ -270,3 +270,34 @@ def test_block_mass_matrix_samples_the_same_posterior(rng_key):
         draws[mass] = np.concatenate([res.posterior["mu_difficulty"], res.posterior["rho"],
                                       res.posterior["difficulty"]], axis=-1)
     _assert_same_posterior(draws)
+
+
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_a_split_benchmark_fits_and_keeps_the_plain_posterior_variables(rng_key, monkeypatch):
+    """With the split on (every benchmark with >= 3 non-centred items), a fit runs, the
+    posterior holds the same variables as the plain form's and none of the split's sampler
+    coordinates, and ``difficulty_raw`` is the standardised difficulty it means."""
+    from bayesirt.models import inputs as model_inputs
+
+    data, _ = _tiny()
+    cfg = FitConfig(chains=1, warmup=40, draws=20, progress=False)
+    plain = fit(rng_key, data, cfg)
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", float("inf"))
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_MIN_ITEMS", 3)
+    monkeypatch.setattr(model_inputs, "DISCRIMINATION_SPLIT", True)
+    split = fit(rng_key, data, cfg)
+    assert set(split.posterior) == set(plain.posterior)
+    post = split.posterior
+    bench = np.asarray(data.item_benchmark)[: data.n_train_items]
+    # One-category benchmark 1: difficulty = mu + sigma * raw (non-centred, no embedding).
+    sel = bench == 1
+    np.testing.assert_allclose(
+        post["difficulty"][..., sel],
+        post["mu_difficulty"][..., 1, None]
+        + post["sigma_difficulty"][..., 1, None] * post["difficulty_raw"][..., sel],
+        atol=1e-4)
+    np.testing.assert_allclose(
+        post["log_discrimination"][..., sel],
+        post["mu_log_discrimination"][..., 1, None]
+        + post["sigma_log_discrimination"][..., 1, None] * post["log_discrimination_raw"][
+            ..., sel], atol=1e-4)

@@ -314,6 +314,110 @@ def test_mixed_normal_is_the_same_normal_in_either_form(centred):
     assert x.std() == pytest.approx(0.4, abs=0.008)
 
 
+@pytest.mark.parametrize("split_scale", [False, True])
+def test_the_mean_split_keeps_every_value_an_independent_normal(split_scale):
+    """Groups of 30 (split; 6 centred, 24 not), 3 (not split: the plain form) and 25 values
+    (split) with values-specific locations; over 4,000 prior draws each value is N(loc, scale), a
+    split group's mean has sd scale / sqrt(n) and its deviations' sum of squares the
+    chi-square law with n - 1 degrees of freedom: its values stay independent normals."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    from numpyro.infer import Predictive
+
+    from bayesirt.models.population import mixed_normal_split
+
+    group = np.repeat([0, 1, 2], [30, 3, 25])
+    group_scale = np.array([0.5, 2.0, 1.2])
+    loc = np.linspace(-1, 1, group.size)
+    centred = np.zeros(group.size)
+    centred[:6] = 1.0  # a group's centred values are left as they are
+    n_nc = np.array([24, 3, 25])
+
+    def model():
+        x = mixed_normal_split(
+            "x", jnp.asarray(loc), jnp.asarray(group_scale[group]), jnp.asarray(centred),
+            jnp.asarray(group), jnp.asarray(group_scale), 3, jnp.array([1.0, 0.0, 1.0]),
+            "value", split_scale)
+        numpyro.deterministic("values", x)
+
+    n = 4000
+    out = Predictive(model, num_samples=n)(jax.random.key(0))
+    x = np.asarray(out["values"])
+    z = (x - loc) / group_scale[group]
+    # Standard errors: 1 / sqrt(4000) = 0.016 for a mean, 0.011 for an sd; 5 sigma bands.
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.08)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.056)
+    # The mean of a split group's standardised non-centred values: sd 1 / sqrt(n).
+    for g, lo, hi in ((0, 6, 30), (2, 33, 58)):
+        mean = z[:, lo:hi].mean(axis=1)
+        assert mean.std() * np.sqrt(n_nc[g]) == pytest.approx(1.0, abs=0.056)
+        ss = ((z[:, lo:hi] - mean[:, None]) ** 2).sum(axis=1)
+        # chi2(n - 1): mean n - 1 (standard error sqrt(2 (n - 1) / 4000)), variance 2 (n - 1).
+        assert ss.mean() == pytest.approx(n_nc[g] - 1, abs=5 * np.sqrt(2 * (n_nc[g] - 1) / n))
+        assert ss.var() == pytest.approx(2 * (n_nc[g] - 1), rel=0.15)
+    # The raw coordinate holds what the plain form calls raw: z where non-centred.
+    raw = np.asarray(out["x"])
+    np.testing.assert_allclose(raw[:, 6:], z[:, 6:], atol=1e-4)
+    np.testing.assert_allclose(raw[:, :6], x[:, :6], atol=1e-5)
+    assert out["x_group_mean"].shape == (n, 3)
+    assert ("x_group_log_spread2" in out) == split_scale
+
+
+def test_item_mean_pin_separates_pinned_from_noisy_items():
+    """Items of one true spread answered by 200 models are pinned (ratio well below 0.5);
+    answered by 6, noise swamps the spread; identical items have no spread (inf)."""
+    from bayesirt.models.inputs import item_mean_pin
+
+    rng = np.random.default_rng(0)
+    p = 1 / (1 + np.exp(-rng.normal(0, 1.5, 60)))
+    ratios = []
+    for n in (200, 6):
+        n_correct = rng.binomial(n, p)
+        ratios.append(item_mean_pin(np.full(60, n), n_correct, np.zeros(60, int),
+                                    np.zeros(60, int), np.ones(60, bool), 1)[0])
+    assert ratios[0] < 0.3 < 1.0 < ratios[1]
+    same = item_mean_pin(np.full(60, 40), np.full(60, 20), np.zeros(60, int),
+                         np.zeros(60, int), np.ones(60, bool), 1)
+    assert np.isinf(same[0])
+
+
+def test_build_inputs_splits_only_benchmarks_whose_items_are_pinned(monkeypatch):
+    from bayesirt.models import inputs as model_inputs
+
+    data, _ = simulate(np.random.default_rng(2), "hier2pl", n_models=60,
+                       items_per_benchmark=(30, 30), coverage=1.0)
+    keep = (np.asarray(data.item_benchmark)[data.item_idx] == 0) | (data.model_idx < 5)
+    data = dataclasses.replace(data, model_idx=data.model_idx[keep],
+                               item_idx=data.item_idx[keep], response=data.response[keep])
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", None)
+    assert "difficulty_split" not in build_inputs(data).arrays  # off
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", 1.0)
+    split = build_inputs(data).arrays["difficulty_split"]
+    # benchmark 0: 60 models per item; benchmark 1: 5.
+    np.testing.assert_array_equal(split, [1.0, 0.0])
+
+
+def test_the_population_of_benchmarks_is_estimated_from_four_benchmarks_not_three():
+    import jax
+    from numpyro import handlers
+    from numpyro.infer import init_to_uniform
+
+    from bayesirt.models.irt import hier2pl
+    from bayesirt.models.population import POPULATION_MIN_BENCHMARKS
+
+    assert POPULATION_MIN_BENCHMARKS == 4
+    for n_bench, estimated in ((3, False), (4, True)):
+        data, _ = simulate(np.random.default_rng(1), "hier2pl", n_models=6,
+                           items_per_benchmark=(5,) * n_bench, coverage=1.0)
+        inputs = build_inputs(data)
+        model = handlers.substitute(handlers.seed(hier2pl, jax.random.key(0)),
+                                    substitute_fn=init_to_uniform)
+        trace = handlers.trace(model).get_trace(inputs.arrays, y=inputs.response,
+                                                **inputs.sizes)
+        assert ("benchmark_pop_logit_loading_scale" in trace) == estimated
+
+
 def test_simulate_standardises_hier2pl_abilities_per_benchmark():
     data, truth = simulate(np.random.default_rng(5), "hier2pl", n_models=12,
                            items_per_benchmark=(4, 4, 4))

@@ -212,11 +212,11 @@ def test_a_hier2pl_fit_carries_the_population_and_general_abilities(rng_key):
     from bayesirt.posteriors import flat_arrays, to_datatree
 
     data, _ = simulate(np.random.default_rng(3), "hier2pl", n_models=10,
-                       items_per_benchmark=(15, 15, 15))
+                       items_per_benchmark=(15, 15, 15, 15))
     res = fit(rng_key, data, FitConfig(chains=1, warmup=60, draws=40, progress=False))
     draws = PosteriorDraws.from_arrays(**flat_arrays(to_datatree(res)))
     assert draws.has_population and draws.general_ability.shape == (40, 10)
-    assert draws.loading.shape == (40, 3) and np.all((draws.loading > 0) & (draws.loading < 1))
+    assert draws.loading.shape == (40, 4) and np.all((draws.loading > 0) & (draws.loading < 1))
     assert np.allclose(draws.general_ability, res.posterior["theta"].reshape(40, 10))
     p = predict_pairs(draws, list(draws.model_ids), ["x"] * 10, new_items={"x": ItemInfo("nb")},
                       labels=[("m000", "x", 1)])

@@ -81,6 +81,11 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "difficulty_z": ("item",),
     "log_discrimination_raw": ("item",),
     "difficulty_raw": ("item",),
+    "difficulty_raw_group_mean": ("benchmark",),
+    "difficulty_raw_free": ("item",),
+    "log_discrimination_raw_group_mean": ("benchmark",),
+    "log_discrimination_raw_group_log_spread2": ("benchmark",),
+    "log_discrimination_raw_free": ("item",),
     "log_discrimination": ("item",),
     "mu_difficulty": ("benchmark",),
     "mu_difficulty_z": ("benchmark",),
@@ -255,7 +260,8 @@ def contract_posterior(
     Returns
     -------
     posterior : dict of str to ndarray
-        Raw sites (except ``ability_cell``, which ``ability`` replaces) plus the shared
+        Raw sites (except ``ability_cell``, which ``ability`` replaces, and the sampler
+        coordinates of a split, which ``*_raw`` replace) plus the shared
         variables, float32.
     dims : dict of str to tuple of str
         Trailing dims of every returned variable.
@@ -263,6 +269,12 @@ def contract_posterior(
     get_model(name)
     k = inputs.sizes["n_benchmarks"]
     out = {key: np.asarray(val) for key, val in samples.items()}
+    # Sampler coordinates of population.mixed_normal_split: the free values hold directions
+    # the model never reads, and the group means / spreads are unread unit normals where a
+    # benchmark does not split; ``<name>_raw`` and ``<name>`` hold what they mean.
+    for value_name in ("difficulty", "log_discrimination"):
+        for suffix in ("_raw_free", "_raw_group_mean", "_raw_group_log_spread2"):
+            out.pop(value_name + suffix, None)
     lead = next(iter(out.values())).shape[:2]
 
     def per_benchmark(x: np.ndarray) -> np.ndarray:

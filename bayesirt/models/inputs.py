@@ -15,6 +15,7 @@ import numpy as np
 
 from bayesirt.errors import InputError
 from bayesirt.features import FEATURES, model_features, org_index
+from bayesirt.models.pins import category_pin, item_mean_pin
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,20 @@ LOADING_CENTRE_MIN_LINKED = 20
 # A benchmark's spread between its category means rests on that many means: with at most
 # this many, its prior is the boundary-avoiding one (``population.CATEGORY_SPREAD_PRIOR_FEW``).
 CATEGORY_FEW_MAX = 5
+# A benchmark's non-centred item difficulties get their mean as a coordinate of its own
+# (``population.mixed_normal_split``) where it has at least ITEM_SPLIT_MIN_ITEMS of them and
+# their data pin them at least as tightly as their prior does: crude noise sd over the
+# items' spread (``pins.item_mean_pin``) at most ITEM_SPLIT_PIN_RATIO (None: never). Where the
+# data do not pin the items, the centred mean sits in a funnel at small sigma_difficulty:
+# measured (robustness suite, seed 0) with the split wherever >= 20 such items, a 7-model
+# benchmark (ratio inf) took sim-few-models from 19 to 267 divergences; with this rule, 11.
+# The suite's seed-0 divergences in all: 487 -> 177 (bench/results/robustness_split.md).
+# DISCRIMINATION_SPLIT: the slopes' mean and spread too, in the same benchmarks (measured,
+# not adopted: the slopes are not pinned where the difficulties are, and their spread's
+# R-hat got no better).
+ITEM_SPLIT_MIN_ITEMS = 20
+ITEM_SPLIT_PIN_RATIO: float | None = 1.0
+DISCRIMINATION_SPLIT = False
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).
 NARROW_NUISANCE_MIN_ITEMS = 500
@@ -210,47 +225,6 @@ def parameterisation_masks(
         "log_discrimination_centred": item_centred.astype(np.float32),
         "category_centred": cat_centred.astype(np.float32),
     }
-
-
-def category_pin(
-    n_answered: np.ndarray,
-    n_correct: np.ndarray,
-    item_category: np.ndarray,
-    category_benchmark: np.ndarray,
-    free_category: np.ndarray,
-) -> np.ndarray:
-    """How tightly its items pin each free category's mean, relative to the category spread.
-
-    A crude, fit-free estimate on the logit scale of the raw proportions: per item
-    ``d_j = log((wrong + 0.5) / (correct + 0.5))``; per category the standard error ``se_c``
-    of the mean of its ``d_j`` (pooled within-category sd over sqrt(items)); per benchmark
-    the between-category sd ``tau`` by moments (variance of the category means minus their
-    mean squared standard error, floored at 0). Noisy items (few models) and widely spread
-    items inflate ``se_c``; categories that do not differ give ``tau = 0``. The ratio is
-    scale-free, so the crude logit scale does not matter.
-
-    Returns
-    -------
-    ndarray, shape (n_free_categories,)
-        ``se_c / tau_k`` (``inf`` where ``tau_k`` is 0).
-    """
-    n_answered = np.asarray(n_answered, dtype=np.float64)
-    crude = np.log((n_answered - n_correct + 0.5) / (n_correct + 0.5))
-    free = np.asarray(free_category)
-    ratio = np.full(free.size, np.inf)
-    bench_of_free = np.asarray(category_benchmark)[free]
-    for k in np.unique(bench_of_free):
-        cats = free[bench_of_free == k]
-        values = [crude[item_category == c] for c in cats]
-        means = np.array([v.mean() for v in values])
-        sizes = np.array([v.size for v in values], dtype=np.float64)
-        resid = np.concatenate([v - v.mean() for v in values])
-        dof = max(resid.size - cats.size, 1)
-        se = np.sqrt(np.sum(resid**2) / dof) / np.sqrt(sizes)
-        tau2 = float(np.var(means, ddof=1) - np.mean(se**2))
-        if tau2 > 0:
-            ratio[bench_of_free == k] = se / np.sqrt(tau2)
-    return ratio
 
 
 def build_inputs(
@@ -353,6 +327,16 @@ def build_inputs(
         category_pin(n_answered, n_correct, item_category, category_benchmark, free_category),
         np.bincount(item_benchmark, minlength=n_benchmarks)[category_benchmark[free_category]],
     )
+    if ITEM_SPLIT_PIN_RATIO is not None and parameterisation == "auto":
+        noncentred = masks["difficulty_centred"] == 0
+        split = (np.bincount(item_benchmark[noncentred], minlength=n_benchmarks)
+                 >= ITEM_SPLIT_MIN_ITEMS) & (item_mean_pin(
+                     n_answered, n_correct, item_category, item_benchmark, noncentred,
+                     n_benchmarks) <= ITEM_SPLIT_PIN_RATIO)
+        if split.any():
+            masks["difficulty_split"] = split.astype(np.float32)
+            if DISCRIMINATION_SPLIT:
+                masks["log_discrimination_split"] = split.astype(np.float32)
     arrays: dict[str, np.ndarray] = {
         **masks,
         "loading_centred": loading_centred.astype(np.float32),

@@ -86,6 +86,7 @@ from bayesirt.models.population import (
     benchmark_level,
     benchmark_population,
     mixed_normal,
+    mixed_normal_split,
     population_prior,
     uniqueness_tilt,
 )
@@ -313,16 +314,31 @@ def hier2pl(
             beta[item_benchmark] * data["item_embedding_pc"], axis=-1
         )
 
+    # Where a benchmark's non-centred items are pinned by their data, their mean (and, for
+    # the slopes, their spread) is a coordinate of its own (``population.mixed_normal_split``;
+    # which benchmarks: ``bayesirt.models.inputs.item_mean_pin``).
+    split_b = data.get("difficulty_split")
+    split_a = data.get("log_discrimination_split")
+    if split_b is not None:
+        b = mixed_normal_split(
+            "difficulty_raw", prior_mean, sigma_b[item_benchmark], data["difficulty_centred"],
+            item_benchmark, sigma_b, n_benchmarks, split_b, "item")
+    if split_a is not None:
+        log_a = mixed_normal_split(
+            "log_discrimination_raw", mu_a[item_benchmark], sigma_a[item_benchmark],
+            data["log_discrimination_centred"], item_benchmark, sigma_a, n_benchmarks,
+            split_a, "item", split_scale=True)
     with numpyro.plate("item", n_items):
-        b = mixed_normal(
-            "difficulty_raw", prior_mean, sigma_b[item_benchmark], data["difficulty_centred"]
-        )
-        log_a = mixed_normal(
-            "log_discrimination_raw",
-            mu_a[item_benchmark],
-            sigma_a[item_benchmark],
-            data["log_discrimination_centred"],
-        )
+        if split_b is None:
+            b = mixed_normal("difficulty_raw", prior_mean, sigma_b[item_benchmark],
+                             data["difficulty_centred"])
+        if split_a is None:
+            log_a = mixed_normal(
+                "log_discrimination_raw",
+                mu_a[item_benchmark],
+                sigma_a[item_benchmark],
+                data["log_discrimination_centred"],
+            )
     b = numpyro.deterministic("difficulty", b)
     log_a = numpyro.deterministic("log_discrimination", log_a)
 
