@@ -388,9 +388,15 @@ VARIANTS: dict[str, dict] = {
                             "bayesirt.models.inputs.DISCRIMINATION_SPLIT": True,
                             **{f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 4
                                for m in ("population", "irt", "simulate")}},
+    # the loadings' tilt squared on top of the adopted split and pop-min4 (the default now):
+    # tilt2's suite cost was real-small-drop's 3-benchmark population funnel, gone with
+    # pop-min4
+    "split+pop-min4+tilt2": {"bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     # the standard sampler-side answer to divergences and low ESS together: smaller steps
     # (Stan's advice for divergences) and twice the draws, the model untouched
     "ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
+    # the same on top of the adopted split and pop-min4 (the default since 2026-12-07)
+    "split+pop-min4+ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
     # the tilt squared: density proportional to (1 - rho^2)^2 N(logit rho), further from the
