@@ -70,6 +70,15 @@ def accuracy(posterior: str) -> dict[str, float]:
         f"auc_k{k}": float(a) for k, _, a in found}
 
 
+def score_and_record(rec: dict, out: Path) -> None:
+    """Add the new-item accuracy, date and machine to one fit's record; append and print it."""
+    rec.update(accuracy(rec["posterior"]), date=time.strftime("%Y-%m-%d %H:%M"),
+               machine=f"{os.cpu_count()} CPU cores, {platform.machine()}")
+    with out.open("a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    print(json.dumps(rec), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--powers", type=float, nargs="*", default=[1.0, 2.0])
@@ -80,12 +89,7 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     for power in args.powers:
         for seed in args.seeds:
-            rec = fit_one(power, seed, args.work)
-            rec.update(accuracy(rec["posterior"]), date=time.strftime("%Y-%m-%d %H:%M"),
-                       machine=f"{os.cpu_count()} CPU cores, {platform.machine()}")
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            print(json.dumps(rec), flush=True)
+            score_and_record(fit_one(power, seed, args.work), args.out)
     return 0
 
 

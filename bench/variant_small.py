@@ -16,9 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -59,7 +57,7 @@ def fit_one(variant: str, seed: int, work: Path) -> dict:
 
 
 def main() -> int:
-    from tilt_power import accuracy
+    from tilt_power import score_and_record
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", default="default")
@@ -69,12 +67,7 @@ def main() -> int:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        rec = fit_one(args.variant, seed, args.work)
-        rec.update(accuracy(rec["posterior"]), date=time.strftime("%Y-%m-%d %H:%M"),
-                   machine=f"{os.cpu_count()} CPU cores, {platform.machine()}")
-        with args.out.open("a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        print(json.dumps(rec), flush=True)
+        score_and_record(fit_one(args.variant, seed, args.work), args.out)
     return 0
 
 
