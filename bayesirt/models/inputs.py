@@ -32,7 +32,10 @@ class ModelInputs:
         (n_multi,), ``model_idx`` (n_obs,), ``item_embedding_pc`` (n_items, n_components),
         ``benchmark_nuisance_width`` (n_benchmarks,), ``model_nuisance_width`` (1,),
         and the parameterisation masks ``difficulty_centred``, ``log_discrimination_centred``
-        (n_items,) and ``category_centred`` (n_free_categories,), float 0/1.
+        (n_items,) and ``category_centred`` (n_free_categories,), float 0/1; where some
+        benchmark's item mean is split off (``ITEM_SPLIT_PIN_RATIO``), also
+        ``difficulty_split`` (n_benchmarks,) (and ``log_discrimination_split`` with
+        ``DISCRIMINATION_SPLIT``).
         Here ``n_items`` counts training items only.
     sizes : dict of str to int
         Static sizes bound into the model with ``functools.partial``.

@@ -316,7 +316,7 @@ def hier2pl(
 
     # Where a benchmark's non-centred items are pinned by their data, their mean (and, for
     # the slopes, their spread) is a coordinate of its own (``population.mixed_normal_split``;
-    # which benchmarks: ``bayesirt.models.inputs.item_mean_pin``).
+    # which benchmarks: ``bayesirt.models.pins.item_mean_pin``).
     split_b = data.get("difficulty_split")
     split_a = data.get("log_discrimination_split")
     if split_b is not None:
