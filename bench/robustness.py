@@ -369,13 +369,19 @@ VARIANTS: dict[str, dict] = {
     "dc": {"bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY": 0},
     # twice the draws
     "draws2000": {"config.draws": 2000},
-    # a population of benchmarks estimated only from >= 4 / >= 6 benchmarks (fixed
-    # weakly informative priors below): its spreads rest on K benchmark values, and with 3
-    # the centred benchmark level sat in their funnel (real-small-drop)
-    "pop-min4": {f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 4
-                 for m in ("population", "irt", "simulate")},
-    "pop-min6": {f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 6
-                 for m in ("population", "irt", "simulate")},
+    # The default before 2026-12-07's item-mean split and pop-min4 (both adopted; the
+    # variants below up to "split-both+pop-min4" were measured against this code and are
+    # the default, or the default plus one lever, since).
+    "pre-split": {"bayesirt.models.inputs.ITEM_SPLIT_PIN_RATIO": None,
+                  **{f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 3
+                     for m in ("population", "irt", "simulate")}},
+    # a population of benchmarks estimated only from >= 4 benchmarks (fixed weakly
+    # informative priors below): its spreads rest on K benchmark values, and with 3 the
+    # centred benchmark level sat in their funnel (real-small-drop); measured without the
+    # split (ITEM_SPLIT_PIN_RATIO None then)
+    "pop-min4": {"bayesirt.models.inputs.ITEM_SPLIT_PIN_RATIO": None,
+                 **{f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 4
+                    for m in ("population", "irt", "simulate")}},
     # a benchmark's non-centred item difficulties with their mean sampled centred
     # (population.mixed_normal_split) where their data pin them (inputs.item_mean_pin
     # <= 1: the data pin them at least as tightly as their prior), with the population from
@@ -393,8 +399,12 @@ VARIANTS: dict[str, dict] = {
     # pop-min4
     "split+pop-min4+tilt2": {"bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     # the standard sampler-side answer to divergences and low ESS together: smaller steps
-    # (Stan's advice for divergences) and twice the draws, the model untouched
-    "ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
+    # (Stan's advice for divergences) and twice the draws, the model untouched; its records
+    # were measured on the pre-split default, so it carries that default's constants
+    "ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000,
+                         "bayesirt.models.inputs.ITEM_SPLIT_PIN_RATIO": None,
+                         **{f"bayesirt.models.{m}.POPULATION_MIN_BENCHMARKS": 3
+                            for m in ("population", "irt", "simulate")}},
     # the same on top of the adopted split and pop-min4 (the default since 2026-12-07)
     "split+pop-min4+ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
     # the loadings' population without its tilt by the uniqueness (the model before it)

@@ -277,14 +277,18 @@ def test_a_split_benchmark_fits_and_keeps_the_plain_posterior_variables(rng_key,
     """With the split on (every benchmark with >= 3 non-centred items), a fit runs, the
     posterior holds the same variables as the plain form's and none of the split's sampler
     coordinates, and ``difficulty_raw`` is the standardised difficulty it means."""
+    from bayesirt.models import build_inputs
     from bayesirt.models import inputs as model_inputs
 
     data, _ = _tiny()
     cfg = FitConfig(chains=1, warmup=40, draws=20, progress=False)
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", None)
     plain = fit(rng_key, data, cfg)
+    assert "difficulty_split" not in build_inputs(data).arrays
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", float("inf"))
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_MIN_ITEMS", 3)
     monkeypatch.setattr(model_inputs, "DISCRIMINATION_SPLIT", True)
+    assert build_inputs(data).arrays["difficulty_split"].tolist() == [1.0, 1.0]
     split = fit(rng_key, data, cfg)
     assert set(split.posterior) == set(plain.posterior)
     post = split.posterior

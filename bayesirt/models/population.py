@@ -84,7 +84,7 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
     split : Array, shape (n_groups,)
         1.0 where a group splits; elsewhere (and in groups of fewer than 3 non-centred
         values) the plain non-centred form. Centring the mean is right only where the data
-        pin it (``bayesirt.models.inputs.item_mean_pin``): where they do not, e_g sits in a
+        pin it (``bayesirt.models.pins.item_mean_pin``): where they do not, e_g sits in a
         funnel at small s_g.
     plate : str
         Name of the plate over the n elements (opened here, as the group plate must not
