@@ -10,7 +10,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 from numpyro.infer import init_to_median
+
+from bayesirt.models.population import POPULATION_PRIORS
 
 
 def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: bool = False):
@@ -67,11 +70,13 @@ def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: b
 
 #: Hyperparameter sites that share the dense block of ``mass_matrix="block"``.
 BLOCK_SITES = ("mu_difficulty", "sigma_difficulty", "mu_log_discrimination",
-               "sigma_log_discrimination", "rho", "rho_z", "rho_raw", "sigma_category", "guess",
+               "sigma_log_discrimination", "sigma_log_discrimination_z", "rho", "rho_z",
+               "rho_raw", "sigma_category", "guess",
                "difficulty_raw_group_mean", "log_discrimination_raw_group_mean",
                "log_discrimination_raw_group_log_spread2",
                "embedding_coef_scale", "mu_difficulty_global", "sigma_difficulty_global",
-               "mu_log_discrimination_global", "sigma_log_discrimination_global")
+               "mu_log_discrimination_global", "sigma_log_discrimination_global",
+               *(f"benchmark_pop_{key}" for key in POPULATION_PRIORS))
 
 
 def block_sites(model, arrays, y, rng_key) -> tuple[str, ...]:
@@ -82,7 +87,10 @@ def block_sites(model, arrays, y, rng_key) -> tuple[str, ...]:
     # Substituted values (uniform in the unconstrained space), since an ImproperUniform
     # site cannot be sampled.
     traced = handlers.substitute(handlers.seed(model, rng_key), substitute_fn=init_to_uniform)
-    trace = handlers.trace(traced).get_trace(arrays, y=y)
+    # Only the site names are read: random values may give non-finite logits, which the
+    # distributions' argument checks would refuse.
+    with numpyro.validation_enabled(False):
+        trace = handlers.trace(traced).get_trace(arrays, y=y)
     latent = {name for name, site in trace.items()
               if site["type"] == "sample" and not site.get("is_observed", False)}
     return tuple(name for name in BLOCK_SITES if name in latent)
