@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
     p.add_argument("--mass-matrix", choices=("diagonal", "block"), default="diagonal",
                    help="NUTS metric: diagonal, or a dense block over the benchmark- and "
-                        "category-level hyperparameters (diagonal elsewhere); see "
-                        "bench/results/sampler_levers.md")
+                        "category-level hyperparameters and the population of benchmarks "
+                        "(diagonal elsewhere); see bench/results/sampler_levers.md and "
+                        "robustness_slopes.md")
     p.add_argument("--guess", action="store_true",
                    help="hier2pl: add a per-benchmark lower asymptote (guessing floor)")
     p.add_argument("--contamination", action="store_true",

@@ -407,18 +407,11 @@ VARIANTS: dict[str, dict] = {
                             for m in ("population", "irt", "simulate")}},
     # the same on top of the adopted split and pop-min4 (the default since 2026-12-07)
     "split+pop-min4+ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
-    # the loadings' population without its tilt by the uniqueness (the model before it)
-    # The non-centred item slopes partially centred (inputs.SLOPE_PARTIAL_WEIGHT).
-    "slope-pc0.3": {"bayesirt.models.inputs.SLOPE_PARTIAL_WEIGHT": 0.3},
-    "slope-pc0.5": {"bayesirt.models.inputs.SLOPE_PARTIAL_WEIGHT": 0.5},
-    "slope-pc0.7": {"bayesirt.models.inputs.SLOPE_PARTIAL_WEIGHT": 0.7},
-    "sa-centred": {"bayesirt.models.population.SLOPE_SPREAD_FORM": "centred"},
-    "sa-split": {"bayesirt.models.population.SLOPE_SPREAD_FORM": "split"},
+    # smaller steps on the adopted default (robustness_slopes.md)
     "ta0.99": {"config.target_accept": 0.99},
-    "intercept": {"bayesirt.models.inputs.DIFFICULTY_INTERCEPT": True},
-    "sa-fixedpop": {"bayesirt.models.population.SLOPE_SPREAD_FORM": "fixedpop"},
-    # A dense mass-matrix block over the benchmark-level and population coordinates.
+    # the dense mass-matrix block over the benchmark-level and population coordinates
     "block": {"config.mass_matrix": "block"},
+    # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
     # the tilt squared: density proportional to (1 - rho^2)^2 N(logit rho), further from the
     # Heywood corner where a half-item fit of the small set stuck a chain

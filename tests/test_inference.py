@@ -259,6 +259,26 @@ def test_split_inverse_mass_puts_each_site_in_its_block():
     np.testing.assert_array_equal(out[("a",)], [0.0, 1.0, 2.0])
 
 
+def test_block_sites_lists_sites_whatever_the_random_values_they_trace_with(rng_key):
+    """The listing traces the model at random values; non-finite logits there are no error."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    from bayesirt.inference.warmstart import block_sites
+
+    def model(arrays, y=None):
+        mu = numpyro.sample("mu_difficulty", dist.Normal(0.0, 1.0))
+        numpyro.sample("benchmark_pop_difficulty_loc", dist.Normal(0.0, 1.0))
+        numpyro.sample("other", dist.Normal(0.0, 1.0))
+        # infinite logits at every value but 0: what a wild random start can give
+        numpyro.sample("y", dist.Bernoulli(logits=jnp.full(3, jnp.inf) * mu), obs=y)
+
+    with numpyro.validation_enabled(True):
+        names = block_sites(model, {}, jnp.ones(3), rng_key)
+    assert names == ("mu_difficulty", "benchmark_pop_difficulty_loc")
+
+
 @pytest.mark.usefixtures("numpyro_lenient")
 def test_block_mass_matrix_samples_the_same_posterior(rng_key):
     """A dense block over the hyperparameters changes the sampler's metric, not the model."""

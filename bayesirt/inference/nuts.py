@@ -87,7 +87,8 @@ class FitConfig:
         Optimisation steps of the ADVI initialisation.
     mass_matrix : str
         ``diagonal`` (the default) or ``block``: one dense block over the benchmark- and
-        category-level hyperparameters (``BLOCK_SITES``), diagonal elsewhere. Their
+        category-level hyperparameters and the population of benchmarks (``BLOCK_SITES``),
+        diagonal elsewhere. Their
         correlations (a benchmark's difficulty mean against its spread, a discrimination
         mean against its spread) are what a diagonal metric cannot follow; the block is
         small (a few sites per benchmark), so its cost is nil beside the gradient.

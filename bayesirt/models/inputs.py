@@ -151,11 +151,6 @@ CATEGORY_FEW_MAX = 5
 ITEM_SPLIT_MIN_ITEMS = 20
 ITEM_SPLIT_PIN_RATIO: float | None = 1.0
 DISCRIMINATION_SPLIT = False
-# Partial centring of the non-centred item slopes (``population.mixed_normal`` ``weight``):
-# None keeps them plainly non-centred.
-SLOPE_PARTIAL_WEIGHT: float | None = None
-# Non-centred difficulties sampled as intercepts (``population.intercept_normal``), no split.
-DIFFICULTY_INTERCEPT = False
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
 # nuisances (see ``build_inputs``).
 NARROW_NUISANCE_MIN_ITEMS = 500
@@ -345,11 +340,6 @@ def build_inputs(
             masks["difficulty_split"] = split.astype(np.float32)
             if DISCRIMINATION_SPLIT:
                 masks["log_discrimination_split"] = split.astype(np.float32)
-    if DIFFICULTY_INTERCEPT and parameterisation == "auto":
-        masks.pop("difficulty_split", None)
-        masks["difficulty_intercept"] = (masks["difficulty_centred"] == 0).astype(np.float32)
-    if SLOPE_PARTIAL_WEIGHT is not None and parameterisation == "auto":
-        masks["log_discrimination_weight"] = np.full(n_items, SLOPE_PARTIAL_WEIGHT, np.float32)
     arrays: dict[str, np.ndarray] = {
         **masks,
         "loading_centred": loading_centred.astype(np.float32),

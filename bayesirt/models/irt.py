@@ -257,35 +257,16 @@ def hier2pl(
         # Non-centred always: item slopes are thinly pinned, so the spreads are too, and
         # centred they sat in the funnel at a small population scale (small set: 182
         # divergences, at the low end of that scale).
-        if population.SLOPE_SPREAD_FORM == "centred":
-            sigma_a = benchmark_level(
-                "sigma_log_discrimination", pop["log_sigma_log_discrimination_loc"],
-                pop["log_sigma_log_discrimination_scale"], "exp")
-        elif population.SLOPE_SPREAD_FORM in ("noncentred", "fixedpop"):
-            sigma_a_z = numpyro.sample("sigma_log_discrimination_z", dist.Normal(0.0, 1.0))
-        else:
-            sigma_a_free = numpyro.sample("sigma_log_discrimination_z_free",
-                                          dist.Normal(0.0, 1.0))
+        sigma_a_z = numpyro.sample("sigma_log_discrimination_z", dist.Normal(0.0, 1.0))
         # Per benchmark: centred where enough models link it to others to pin its loading
         # (``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED``), else non-centred.
         rho = benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
                                "sigmoid", data.get("loading_centred"))
-    if population.SLOPE_SPREAD_FORM == "split":
-        sigma_a_z = population.split_common_level(
-            "sigma_log_discrimination", sigma_a_free, pop["log_sigma_log_discrimination_loc"],
-            pop["log_sigma_log_discrimination_scale"])
-    if population.SLOPE_SPREAD_FORM == "fixedpop":
-        sigma_a = numpyro.deterministic(
-            "sigma_log_discrimination",
-            jnp.exp(FIXED_POPULATION["log_sigma_log_discrimination_loc"]
-                    + FIXED_POPULATION["log_sigma_log_discrimination_scale"] * sigma_a_z),
-        )
-    elif population.SLOPE_SPREAD_FORM != "centred":
-        sigma_a = numpyro.deterministic(
-            "sigma_log_discrimination",
-            jnp.exp(pop["log_sigma_log_discrimination_loc"]
-                    + pop["log_sigma_log_discrimination_scale"] * sigma_a_z),
-        )
+    sigma_a = numpyro.deterministic(
+        "sigma_log_discrimination",
+        jnp.exp(pop["log_sigma_log_discrimination_loc"]
+                + pop["log_sigma_log_discrimination_scale"] * sigma_a_z),
+    )
     # (UNIQUENESS_POWER 0 = the untilted population; 0 * log(0) would be NaN at rho = 1.)
     if population.UNIQUENESS_POWER:
         numpyro.factor("loading_uniqueness_tilt", jnp.sum(
@@ -347,24 +328,16 @@ def hier2pl(
             "log_discrimination_raw", mu_a[item_benchmark], sigma_a[item_benchmark],
             data["log_discrimination_centred"], item_benchmark, sigma_a, n_benchmarks,
             split_a, "item", split_scale=True)
-    intercept = data.get("difficulty_intercept")
     with numpyro.plate("item", n_items):
-        if intercept is not None:  # the slopes first: the intercept form reads them
-            log_a = mixed_normal("log_discrimination_raw", mu_a[item_benchmark],
-                                 sigma_a[item_benchmark], data["log_discrimination_centred"])
-            b = population.intercept_normal(
-                "difficulty_raw", prior_mean, sigma_b[item_benchmark],
-                data["difficulty_centred"], intercept, log_a)
-        if split_b is None and intercept is None:
+        if split_b is None:
             b = mixed_normal("difficulty_raw", prior_mean, sigma_b[item_benchmark],
                              data["difficulty_centred"])
-        if split_a is None and intercept is None:
+        if split_a is None:
             log_a = mixed_normal(
                 "log_discrimination_raw",
                 mu_a[item_benchmark],
                 sigma_a[item_benchmark],
                 data["log_discrimination_centred"],
-                data.get("log_discrimination_weight"),
             )
     b = numpyro.deterministic("difficulty", b)
     log_a = numpyro.deterministic("log_discrimination", log_a)

@@ -17,7 +17,7 @@ import numpyro
 import numpyro.distributions as dist
 
 
-def mixed_normal(name, loc, scale, centred, weight=None):
+def mixed_normal(name, loc, scale, centred):
     r"""Sample :math:`x \sim N(\text{loc}, \text{scale})` centred or non-centred per element.
 
     Where ``centred`` is 1 the sampler moves :math:`x` itself; where 0 it moves
@@ -34,13 +34,6 @@ def mixed_normal(name, loc, scale, centred, weight=None):
     loc, scale : Array, shape (n,)
     centred : Array, shape (n,)
         1.0 for centred, 0.0 for non-centred elements.
-    weight : Array, shape (n,), optional
-        Partial centring of the non-centred elements: the sampler moves
-        :math:`\tilde z = (x - \text{loc}) / \text{scale}^{1 - w} \sim N(0,
-        \text{scale}^{w})`, so :math:`w = 0` is the non-centred form and :math:`w = 1`
-        centres the deviation (Papaspiliopoulos, Roberts & Skold 2007). For values the data
-        pin partly: each alone says little, but the group's scale then trades against
-        all of them together (``bayesirt.models.pins.slope_weight``). None: 0.
 
     Returns
     -------
@@ -48,39 +41,11 @@ def mixed_normal(name, loc, scale, centred, weight=None):
         :math:`x`.
     """
     is_centred = centred > 0
-    if weight is None:
-        raw = numpyro.sample(
-            name,
-            dist.Normal(jnp.where(is_centred, loc, 0.0), jnp.where(is_centred, scale, 1.0)),
-        )
-        return jnp.where(is_centred, raw, loc + scale * raw)
-    # scale ** w and scale ** (1 - w) multiply to scale: x - loc ~ N(0, scale) exactly.
-    raw = numpyro.sample(name, dist.Normal(
-        jnp.where(is_centred, loc, 0.0), jnp.where(is_centred, scale, scale**weight)))
-    return jnp.where(is_centred, raw, loc + scale ** (1.0 - weight) * raw)
-
-
-def intercept_normal(name, loc, scale, centred, intercept, log_slope):
-    r""":func:`mixed_normal` of an item difficulty whose sampler coordinate is an intercept.
-
-    Where ``intercept`` is 1 (and the item is non-centred) the sampler moves
-    :math:`c = a z` with :math:`z = (b - \text{loc}) / \text{scale} \sim N(0, 1)` and
-    :math:`a = e^{\text{log\_slope}}`: at a small slope the data pin :math:`a (\theta - b)`,
-    so :math:`b`'s conditional width grows as :math:`1 / a` (a funnel), :math:`c`'s does not.
-    The density is :math:`N(c / a; 0, 1) / a` (the Jacobian of :math:`c \mapsto z`).
-
-    Returns
-    -------
-    Array, shape (n,)
-    """
-    is_centred = centred > 0
-    use = (intercept > 0) & ~is_centred
-    raw = numpyro.sample(name, dist.ImproperUniform(dist.constraints.real, (), ()))
-    z = jnp.where(use, raw * jnp.exp(-log_slope), raw)
-    numpyro.factor(f"{name}_prior", jnp.where(
-        is_centred, dist.Normal(loc, scale).log_prob(raw),
-        dist.Normal(0.0, 1.0).log_prob(z) - jnp.where(use, log_slope, 0.0)))
-    return jnp.where(is_centred, raw, loc + scale * z)
+    raw = numpyro.sample(
+        name,
+        dist.Normal(jnp.where(is_centred, loc, 0.0), jnp.where(is_centred, scale, 1.0)),
+    )
+    return jnp.where(is_centred, raw, loc + scale * raw)
 
 
 def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, split, plate,
@@ -272,36 +237,6 @@ def population_prior(family: str, loc: float, scale: float) -> dist.Distribution
 #: parameter non-centred (``--variant bench-nc``) cost 2-4x the leapfrog steps
 #: (``bench/results/robustness_pop.md``). A bench lever, not a user option.
 BENCHMARK_NONCENTRED: frozenset[str] = frozenset()
-#: How the benchmarks' slope spreads are sampled: "noncentred", "centred" or "split"
-#: (:func:`split_common_level`).
-SLOPE_SPREAD_FORM = "noncentred"
-
-
-def split_common_level(name, free, loc, scale):
-    r"""Non-centred benchmark values whose common level is a coordinate of its own.
-
-    :math:`z_k \sim N(0, 1)` iid over the :math:`K` benchmarks, written as mean plus
-    deviations (independent): the deviations are those of ``free`` (unit normals, whose own
-    mean the model never reads), the mean comes from the common level
-    :math:`e = \text{loc} + \text{scale}\,\bar z \sim N(\text{loc}, \text{scale} /
-    \sqrt K)`, sampled centred (site ``<name>_level``): the level the data pin jointly.
-
-    Parameters
-    ----------
-    name : str
-        The value's name; the deterministic ``<name>_z`` is the plain form's coordinate.
-    free : Array, shape (K,)
-    loc, scale : Array, shape ()
-
-    Returns
-    -------
-    Array, shape (K,)
-        :math:`z`.
-    """
-    k = free.shape[-1]
-    level = numpyro.sample(f"{name}_level", dist.Normal(loc, scale / np.sqrt(k)))
-    z = free - jnp.mean(free) + (level - loc) / scale
-    return numpyro.deterministic(f"{name}_z", z)
 _LINKS = {"identity": (lambda x: x, None),
           "exp": (jnp.exp, dist.transforms.ExpTransform()),
           "sigmoid": (jax.nn.sigmoid, dist.transforms.SigmoidTransform())}
