@@ -133,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parameterisation", default="auto",
                    choices=("auto", "centred", "noncentred"),
                    help="hier2pl: how item/category parameters are sampled; auto centres them "
-                        "where the data pin them down (items with >= 5 responses in their "
-                        "rarer class in benchmarks of >= 500 items, categories with >= 20 "
-                        "items). Changes mixing, not the model")
+                        "where the data pin them down (difficulties of items with >= 5 "
+                        "responses in their rarer class in benchmarks of >= 500 items, "
+                        "categories with >= 20 items; item slopes never). Changes mixing, "
+                        "not the model")
     p.add_argument("--log-likelihood", action="store_true",
                    help="store pointwise log-likelihood (for LOO; chains x draws x obs floats)")
     p.add_argument("--strict", action="store_true",

@@ -409,6 +409,15 @@ VARIANTS: dict[str, dict] = {
     "split+pop-min4+ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
     # smaller steps on the adopted default (robustness_slopes.md)
     "ta0.99": {"config.target_accept": 0.99},
+    # the slopes' common spread level as the sampler's coordinate (population.spread_level)
+    "sa-level": {"bayesirt.models.population.SLOPE_SPREAD_LEVEL": True},
+    # no item slope centred (inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE; the default since
+    # 2026-12-07, measured as this variant), alone and with sa-level; slope-c500: the rule
+    # before (slopes centred as difficulties are)
+    "slope-nc": {"bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE": None},
+    "sa-level+slope-nc": {"bayesirt.models.population.SLOPE_SPREAD_LEVEL": True,
+                          "bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE": None},
+    "slope-c500": {"bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE": 500},
     # the dense mass-matrix block over the benchmark-level and population coordinates
     "block": {"config.mass_matrix": "block"},
     # the loadings' population without its tilt by the uniqueness (the model before it)

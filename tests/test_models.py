@@ -184,9 +184,10 @@ def test_parameterisation_masks_follow_the_data_thresholds():
     bench_size = np.array([BIG, BIG, BIG, BIG - 1])
     items = np.array([CENTRE_MIN_CATEGORY_ITEMS - 1, CENTRE_MIN_CATEGORY_ITEMS])
     auto = parameterisation_masks(minority, bench_size, items)
-    # Centred only where the item has enough minority responses AND its benchmark is large.
+    # Centred only where the item has enough minority responses AND its benchmark is large;
+    # slopes never (one item's responses do not pin its slope).
     assert auto["difficulty_centred"].tolist() == [0, 1, 1, 0]
-    assert auto["log_discrimination_centred"].tolist() == [0, 1, 1, 0]
+    assert auto["log_discrimination_centred"].tolist() == [0, 0, 0, 0]
     assert auto["category_centred"].tolist() == [0, 1]
     forced = parameterisation_masks(minority, bench_size, items, "centred")
     assert forced["difficulty_centred"].all() and forced["log_discrimination_centred"].all()
@@ -215,7 +216,7 @@ def test_build_inputs_carries_parameterisation_masks_of_the_right_size():
     expected = (np.minimum(k, n - k) >= CENTRE_MIN_RESPONSES) & (auto["item_benchmark"] == 0)
     assert 0 < expected.sum() < (auto["item_benchmark"] == 0).sum()  # both forms occur
     assert np.array_equal(auto["difficulty_centred"].astype(bool), expected)
-    assert np.array_equal(auto["log_discrimination_centred"].astype(bool), expected)
+    assert not auto["log_discrimination_centred"].any()
     assert not auto["category_centred"].any()
 
 
@@ -576,3 +577,61 @@ def test_the_regular_scale_lets_a_squeezed_benchmark_keep_its_loading():
                                     regular_scale=np.full((1, 100, 3), [0.3, 1.0, 1.0]))
     assert prob[0, :, [10, 11], 0].mean() > 0.9
     assert prob[0, :, :10, 0].mean() < 0.1
+
+
+@pytest.mark.usefixtures("numpyro_lenient")
+def test_the_spread_level_form_is_the_same_model(monkeypatch):
+    """Written through the common level of the slopes' log-spreads, the log density at the
+    same point (L = e - S * mean(z)) is the plain form's: a change of coordinates whose
+    Jacobian is 1, not a change of model."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+    from numpyro.infer import init_to_uniform
+    from numpyro.infer.util import log_density
+
+    from bayesirt.models import population
+    from bayesirt.models.irt import hier2pl
+
+    data, _ = simulate(np.random.default_rng(3), "hier2pl", n_models=12,
+                       items_per_benchmark=(8,) * 4, coverage=1.0)
+    inputs = build_inputs(data)
+    arrays = {k: jnp.asarray(v) for k, v in inputs.arrays.items()}
+    kwargs = {"y": jnp.asarray(inputs.response, jnp.float32), **inputs.sizes}
+    key = "benchmark_pop_log_sigma_log_discrimination_loc"
+    monkeypatch.setattr(population, "SLOPE_SPREAD_LEVEL", False)
+    # a point of the plain form: unconstrained values within 0.5 of 0
+    traced = handlers.substitute(handlers.seed(hier2pl, jax.random.key(0)),
+                                 substitute_fn=init_to_uniform(radius=0.5))
+    plain = {name: site["value"] for name, site in
+             handlers.trace(traced).get_trace(arrays, **kwargs).items()
+             if site["type"] == "sample" and not site["is_observed"]}
+    for shift in (-0.7, 0.4):  # points away from the prior's centre
+        point = dict(plain)
+        point["sigma_log_discrimination_z"] = plain["sigma_log_discrimination_z"] + shift * (
+            jnp.arange(4.0) - 1.0)
+        point[key] = jnp.asarray(-0.9 + shift)
+        monkeypatch.setattr(population, "SLOPE_SPREAD_LEVEL", False)
+        lp_plain, _ = log_density(hier2pl, (arrays,), kwargs, point)
+        level = dict(point)
+        loc = level.pop(key)
+        level["sigma_log_discrimination_level"] = loc + point[
+            "benchmark_pop_log_sigma_log_discrimination_scale"] * jnp.mean(
+            point["sigma_log_discrimination_z"])
+        monkeypatch.setattr(population, "SLOPE_SPREAD_LEVEL", True)
+        lp_level, trace = log_density(hier2pl, (arrays,), kwargs, level)
+        assert trace[key]["type"] == "deterministic"  # L is derived, not sampled
+        assert np.isfinite(float(lp_plain))
+        np.testing.assert_allclose(float(lp_level), float(lp_plain), rtol=1e-6)
+        np.testing.assert_allclose(float(trace[key]["value"]), float(loc), atol=1e-5)
+
+
+def test_slopes_follow_the_difficulty_rule_when_given_a_threshold(monkeypatch):
+    from bayesirt.models import inputs as model_inputs
+
+    minority = np.array([model_inputs.CENTRE_MIN_RESPONSES, 70, 70])
+    bench_size = np.array([500, 500, 499])
+    items = np.array([model_inputs.CENTRE_MIN_CATEGORY_ITEMS])
+    monkeypatch.setattr(model_inputs, "CENTRE_MIN_BENCHMARK_ITEMS_SLOPE", 500)
+    masks = model_inputs.parameterisation_masks(minority, bench_size, items)
+    assert masks["log_discrimination_centred"].tolist() == [1, 1, 0]

@@ -95,6 +95,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "mu_log_discrimination_z": ("benchmark",),
     "sigma_log_discrimination": ("benchmark",),
     "sigma_log_discrimination_z": ("benchmark",),
+    "sigma_log_discrimination_level": (),
     "rho": ("benchmark",),
     "rho_z": ("benchmark",),
     "rho_raw": ("benchmark",),

@@ -105,8 +105,17 @@ CENTRE_MIN_RESPONSES = 5
 # nuisances one chain of seed 2 stuck at tree depth 10. Items are centred only in
 # benchmarks with this many items.
 CENTRE_MIN_BENCHMARK_ITEMS = 500
-# The same threshold for difficulties alone (slopes keep CENTRE_MIN_BENCHMARK_ITEMS).
+# The same threshold for difficulties alone.
 CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY = CENTRE_MIN_BENCHMARK_ITEMS
+# Item slopes are never centred under ``auto`` (None; an int restores the rule above for
+# them). One item's responses barely pin its slope: its posterior sd is 0.6-0.8 of its
+# benchmark's slope spread on the dev set (29-71 responses per item) and 0.7-1.7 on the
+# robustness suite. Centring the pinned-looking ones (>= 5 minority responses in a >= 500-item
+# benchmark) made their spread the suite's slowest quantity: with every slope non-centred,
+# real-full-thin0.1 (34 of MMLU-Pro's slopes had been centred) passes every check (R-hat
+# 1.0161 -> 1.0093, bulk-ESS 346 -> 560) and real-full-cat10-500 (346) goes from 46
+# divergences to 19 (R-hat 1.0121 -> 1.0072); bench/results/robustness_slopes.md.
+CENTRE_MIN_BENCHMARK_ITEMS_SLOPE: int | None = None
 CENTRE_MIN_CATEGORY_ITEMS = 20
 # A centred category mean nu_c ~ N(mu_k, sigma_c) is a funnel wherever sigma_c can be smaller
 # than the precision with which the category's items pin nu_c: a benchmark whose categories
@@ -175,9 +184,10 @@ def parameterisation_masks(
     category_item_count : ndarray of int, shape (n_free_categories,)
         Training items per free category.
     parameterisation : {"auto", "centred", "noncentred"}
-        ``auto`` centres an item's difficulty and log-discrimination when at least
-        ``CENTRE_MIN_RESPONSES`` of its responses are in its minority class and its
-        benchmark has at least ``CENTRE_MIN_BENCHMARK_ITEMS`` items, and a category mean
+        ``auto`` centres an item's difficulty when at least ``CENTRE_MIN_RESPONSES`` of its
+        responses are in its minority class and its benchmark has at least
+        ``CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY`` items (its log-discrimination likewise
+        with ``CENTRE_MIN_BENCHMARK_ITEMS_SLOPE``, by default never), and a category mean
         when the category has at least ``CENTRE_MIN_CATEGORY_ITEMS`` items and (where
         ``category_pin`` is given) either its benchmark has at least
         ``CENTRE_MIN_BENCHMARK_ITEMS`` items or its items pin it to within
@@ -207,9 +217,10 @@ def parameterisation_masks(
     items = np.asarray(item_minority_count)
     cats = np.asarray(category_item_count)
     if parameterisation == "auto":
-        item_centred = (items >= CENTRE_MIN_RESPONSES) & (
-            np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS
-        )
+        item_centred = (
+            np.zeros(items.shape, bool) if CENTRE_MIN_BENCHMARK_ITEMS_SLOPE is None
+            else (items >= CENTRE_MIN_RESPONSES)
+            & (np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS_SLOPE))
         difficulty_centred = (items >= CENTRE_MIN_RESPONSES) & (
             np.asarray(item_benchmark_size) >= CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY
         )

@@ -45,9 +45,9 @@ Identification
 Parameterisation (why it mixes)
 -------------------------------
 Item and category parameters are sampled centred where the data pin them down and
-non-centred where they do not, chosen per item from its number of responses, per category
-from how tightly its items pin its mean relative to the spread between its benchmark's
-categories, slopes only in large benchmarks
+non-centred where they do not, chosen per item difficulty from its number of responses, per
+category from how tightly its items pin its mean relative to the spread between its
+benchmark's categories; item slopes are never pinned one by one, so never centred
 (``bayesirt.models.inputs.parameterisation_masks`` says why). Measured: the small set
 (7 responses per MMLU-Pro item) needs mostly non-centred items (all-centred left
 sigma_difficulty at bulk-ESS ~200 of 2,000 draws); the full set (26-71 responses per item)
@@ -262,6 +262,9 @@ def hier2pl(
         # (``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED``), else non-centred.
         rho = benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
                                "sigmoid", data.get("loading_centred"))
+    if population.SLOPE_SPREAD_LEVEL and n_benchmarks >= POPULATION_MIN_BENCHMARKS:
+        pop["log_sigma_log_discrimination_loc"] = population.spread_level(
+            sigma_a_z, pop["log_sigma_log_discrimination_scale"])
     sigma_a = numpyro.deterministic(
         "sigma_log_discrimination",
         jnp.exp(pop["log_sigma_log_discrimination_loc"]

@@ -209,7 +209,47 @@ def benchmark_population():
     dict of str to Array, shape ()
     """
     return {key: numpyro.sample(f"benchmark_pop_{key}", population_prior(*spec))
-            for key, spec in POPULATION_PRIORS.items()}
+            for key, spec in POPULATION_PRIORS.items()
+            if not (SLOPE_SPREAD_LEVEL and key == "log_sigma_log_discrimination_loc")}
+
+
+#: Whether the population's location of the slopes' log-spreads is written through the
+#: common level of the benchmarks' log-spreads (:func:`spread_level`). Off: measured on the
+#: robustness suite at seed 0 it traded even (R-hat better on three members, worse on
+#: three; the level itself is then the slow direction), and on the small set it converged
+#: better at seeds 0-2 (``bench/results/robustness_slopes.md``). A bench lever.
+SLOPE_SPREAD_LEVEL = False
+
+
+def spread_level(z, scale):
+    r"""Return the population's location of the slopes' log-spreads via their common level.
+
+    :math:`\log s_k = L + S z_k`: the data pin the common level :math:`e = L + S \bar z` of
+    the benchmarks' spreads (every item's slope deviation at once), which the non-centred
+    form reaches only by moving :math:`L`. The sampler moves :math:`e` itself (site
+    ``sigma_log_discrimination_level``, flat, with :math:`L`'s prior as a factor) and
+    :math:`L = e - S \bar z` is derived (Jacobian 1), so nothing is centred against
+    :math:`S`: no funnel at a small population scale.
+
+    Parameters
+    ----------
+    z : Array, shape (K,)
+        The benchmarks' non-centred coordinates.
+    scale : Array, shape ()
+        The population scale :math:`S`.
+
+    Returns
+    -------
+    Array, shape ()
+        :math:`L` (deterministic ``benchmark_pop_log_sigma_log_discrimination_loc``).
+    """
+    key = "log_sigma_log_discrimination_loc"
+    level = numpyro.sample("sigma_log_discrimination_level",
+                           dist.ImproperUniform(dist.constraints.real, (), ()))
+    loc = numpyro.deterministic(f"benchmark_pop_{key}", level - scale * jnp.mean(z))
+    numpyro.factor(f"benchmark_pop_{key}_prior", population_prior(*POPULATION_PRIORS[key])
+                   .log_prob(loc))
+    return loc
 
 
 def population_prior(family: str, loc: float, scale: float) -> dist.Distribution:
