@@ -70,8 +70,9 @@ def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: b
 
 #: Hyperparameter sites that share the dense block of ``mass_matrix="block"``.
 BLOCK_SITES = ("mu_difficulty", "sigma_difficulty", "mu_log_discrimination",
-               "sigma_log_discrimination", "sigma_log_discrimination_z", "sigma_log_discrimination_level", "rho", "rho_z",
-               "rho_raw", "sigma_category", "guess",
+               "sigma_log_discrimination", "sigma_log_discrimination_z",
+               "sigma_log_discrimination_level", "rho", "rho_z", "rho_raw", "sigma_category",
+               "guess",
                "difficulty_raw_group_mean", "log_discrimination_raw_group_mean",
                "log_discrimination_raw_group_log_spread2",
                "embedding_coef_scale", "mu_difficulty_global", "sigma_difficulty_global",
