@@ -88,10 +88,10 @@ class FitConfig:
     mass_matrix : str
         ``diagonal`` (the default) or ``block``: one dense block over the benchmark- and
         category-level hyperparameters and the population of benchmarks (``BLOCK_SITES``),
-        diagonal elsewhere. Their
-        correlations (a benchmark's difficulty mean against its spread, a discrimination
-        mean against its spread) are what a diagonal metric cannot follow; the block is
-        small (a few sites per benchmark), so its cost is nil beside the gradient.
+        diagonal elsewhere. Their correlations (a benchmark's difficulty mean against its
+        spread, a discrimination mean against its spread) are what a diagonal metric cannot
+        follow; the block is small (a few sites per benchmark), so its cost is nil beside
+        the gradient.
         Measured in ``bench/results/sampler_levers.md``.
     log_likelihood : bool
         Compute pointwise log-likelihood (for LOO); memory is chains x draws x n_obs floats.

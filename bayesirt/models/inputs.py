@@ -109,12 +109,14 @@ CENTRE_MIN_BENCHMARK_ITEMS = 500
 CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY = CENTRE_MIN_BENCHMARK_ITEMS
 # Item slopes are never centred under ``auto`` (None; an int restores the rule above for
 # them). One item's responses barely pin its slope: its posterior sd is 0.6-0.8 of its
-# benchmark's slope spread on the dev set (29-71 responses per item) and 0.7-1.7 on the
-# robustness suite. Centring the pinned-looking ones (>= 5 minority responses in a >= 500-item
-# benchmark) made their spread the suite's slowest quantity: with every slope non-centred,
-# real-full-thin0.1 (34 of MMLU-Pro's slopes had been centred) passes every check (R-hat
-# 1.0161 -> 1.0093, bulk-ESS 346 -> 560) and real-full-cat10-500 (346) goes from 46
-# divergences to 19 (R-hat 1.0121 -> 1.0072); bench/results/robustness_slopes.md.
+# benchmark's slope spread on the dev set (29-71 responses per item; read from a short,
+# unconverged fit of 2 x 100 draws) and 0.7-1.7 on the robustness suite. Centring the
+# pinned-looking ones (>= 5 minority responses in a >= 500-item benchmark) made their
+# spread the suite's slowest quantity: with every slope non-centred, real-full-thin0.1 (34
+# of MMLU-Pro's slopes had been centred) passes every check at seeds 0 and 1 (R-hat 1.0161
+# -> 1.0093 at seed 0; seed 2 lost a chain to the loadings' Heywood corner), and
+# real-full-cat10-500 (346) has R-hat <= 1.0076 and bulk-ESS >= 764 at seeds 0-2 (its
+# divergences about as before); bench/results/robustness_slopes.md.
 CENTRE_MIN_BENCHMARK_ITEMS_SLOPE: int | None = None
 CENTRE_MIN_CATEGORY_ITEMS = 20
 # A centred category mean nu_c ~ N(mu_k, sigma_c) is a funnel wherever sigma_c can be smaller
