@@ -22,7 +22,7 @@ from bayesirt import commands
 EXAMPLES = """\
 examples:
   bayesirt info  data/                        summarise a data set (train/ test/ layout)
-  bayesirt fit   data/ --out posterior.nc     fit hier2pl by NUTS (4 chains x 1000 draws)
+  bayesirt fit   data/ --out posterior.nc     fit hier2pl by NUTS (4 chains x 2000 draws)
   bayesirt diagnose posterior.nc --out report.html --test-dir data/test
   bayesirt abilities posterior.nc --out abilities.csv --plot abilities.png
   bayesirt predict  posterior.nc data/test --out predictions.csv
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-dir", help="test dir (default: test/ beside train/ when present)")
     p.set_defaults(func=commands.cmd_info)
 
-    def add_fit_options(p: argparse.ArgumentParser, *, draws: int, warmup: int) -> None:
+    def add_fit_options(p: argparse.ArgumentParser, *, draws: int | None, warmup: int) -> None:
         from bayesirt.models import MODELS
 
         p.add_argument("--model", default="hier2pl", choices=sorted(MODELS),
@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   for k, v in sorted(MODELS.items())))
         p.add_argument("--chains", type=int, default=4, help="number of chains")
         p.add_argument("--warmup", type=int, default=warmup, help="warm-up iterations per chain")
-        p.add_argument("--draws", type=int, default=draws, help="kept draws per chain")
+        p.add_argument("--draws", type=int, default=draws,
+                       help="kept draws per chain" if draws else
+                       "kept draws per chain (default: the model's, 2000 for hier2pl, whose "
+                       "slopes' common spread mixes slowly; 1000 for the others)")
         p.add_argument("--seed", type=int, default=0, help="seed; same seed + device = same draws")
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
                        help="auto uses the GPU when JAX sees one")
@@ -98,14 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
             "(ArviZ DataTree). Prints R-hat, ESS, divergences and tree-depth hits at the end.")
     p.add_argument("data", help="data root (with train/), train dir, or long-form file")
     p.add_argument("--out", required=True, help="posterior file to write (.nc)")
-    add_fit_options(p, draws=1000, warmup=1500)
+    add_fit_options(p, draws=None, warmup=1500)
     p.add_argument("--max-tree-depth", type=int, default=10, help="NUTS tree-depth limit")
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="shard the likelihood's observations over N devices of --device's "
                         "platform (GPUs, or host devices forced on the CPU; with several "
                         "hosts, all of their devices after jax.distributed.initialize); "
                         "chains are then vectorised")
-    p.add_argument("--target-accept", type=float, default=0.8, help="target acceptance rate")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS's target acceptance rate (default: the model's, 0.99 for hier2pl, "
+                        "whose scattered divergences at 0.8 went away at 0.99 in "
+                        "bench/results/robustness_steps.md; 0.8 for the others)")
     p.add_argument("--mass-matrix", choices=("diagonal", "block"), default="diagonal",
                    help="NUTS metric: diagonal, or a dense block over the benchmark- and "
                         "category-level hyperparameters and the population of benchmarks "
@@ -303,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds of the split and the label order (one fit per benchmark)")
     p.add_argument("--min-items", type=int, default=80,
                    help="pairs need this many distinct items (the platform's rule)")
-    add_fit_options(p, draws=1000, warmup=1500)
+    add_fit_options(p, draws=None, warmup=1500)
     p.set_defaults(func=commands.cmd_heldout)
 
     p = add("split", "make a competition-layout data folder from long-form responses",

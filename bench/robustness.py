@@ -409,6 +409,15 @@ VARIANTS: dict[str, dict] = {
     "split+pop-min4+ta0.95+draws2000": {"config.target_accept": 0.95, "config.draws": 2000},
     # smaller steps on the adopted default (robustness_slopes.md)
     "ta0.99": {"config.target_accept": 0.99},
+    # smaller steps with the loadings' tilt squared: ta0.99 removed the scattered
+    # divergences but its small steps let chains settle in the loadings' Heywood corner,
+    # which the squared tilt pushes the posterior away from
+    "tilt2+ta0.99": {"config.target_accept": 0.99,
+                     "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
+    "tilt2+ta0.95": {"config.target_accept": 0.95,
+                     "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
+    "tilt2+ta0.99+draws2000": {"config.target_accept": 0.99, "config.draws": 2000,
+                               "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     # the slopes' common spread level as the sampler's coordinate (population.spread_level)
     "sa-level": {"bayesirt.models.population.SLOPE_SPREAD_LEVEL": True},
     # no item slope centred (inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE; the default since

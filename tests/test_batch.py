@@ -74,6 +74,9 @@ def test_plan_expands_grid_and_fits_with_stable_names(tmp_path):
     assert names[0].startswith("rasch-s0-") and any(n.startswith("hier2pl-guess-s1-")
                                                     for n in names)
     assert all(f.config["log_likelihood"] for f in plan.fits)  # batch default, for LOO
+    # Where the plan is silent, each model's own step-size target (hier2pl's is smaller).
+    assert {f.config["model"]: f.config["target_accept"] for f in plan.fits} == {
+        "rasch": 0.8, "2pl": 0.8, "hier2pl": 0.99}
     assert all(f.heldout for f in plan.fits)  # the bundled set has reference/
     assert load_plan(path).fits == plan.fits  # stable across reads
     # Equal but for the seed: same variant, different settings fingerprint.

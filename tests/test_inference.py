@@ -28,6 +28,17 @@ def test_config_validation_names_the_bad_value(kwargs, message):
         FitConfig(**kwargs).validate()
 
 
+def test_sampler_defaults_follow_the_model_and_an_explicit_value_wins():
+    # hier2pl's smaller steps and longer runs (bench/results/robustness_tilt.md); the
+    # provenance (to_dict) must hold the numbers the sampler ran with, never None.
+    assert (FitConfig().target_accept, FitConfig().draws) == (0.99, 2000)
+    assert FitConfig().to_dict()["target_accept"] == 0.99
+    for model in ("rasch", "2pl"):
+        assert (FitConfig(model=model).target_accept, FitConfig(model=model).draws) == (0.8, 1000)
+    explicit = FitConfig(target_accept=0.9, draws=300)
+    assert (explicit.target_accept, explicit.draws) == (0.9, 300)
+
+
 def test_gpu_request_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="sees no GPU"):
         select_devices("gpu")

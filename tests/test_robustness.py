@@ -56,6 +56,18 @@ def test_blame_names_the_failing_block_and_its_benchmark():
     assert len(text.splitlines()) <= 24  # one screen
 
 
+def test_blame_advice_names_the_next_step_size_target_above_the_fits():
+    rng = np.random.default_rng(5)
+    post = {"mu_difficulty": rng.normal(size=(4, 300, 2))}
+    post["mu_difficulty"][:, :, 1] += np.arange(4)[:, None]  # stuck chains
+    dims, coords = {"mu_difficulty": ("benchmark",)}, {"benchmark": ["bfcl", "gsm8k"]}
+    # hier2pl's default is 0.99: advising 0.9 would mean larger steps, not smaller
+    for ta, rung in ((0.8, "0.9"), (0.99, "0.995"), (None, "0.9")):
+        head = convergence_headline(post, _stats(), 10, dims, coords, target_accept=ta)
+        text, _ = format_headline(head)
+        assert f"--target-accept {rung} " in text, (ta, text)
+
+
 def test_blame_names_the_population_of_benchmarks():
     rng = np.random.default_rng(5)
     post = {"benchmark_pop_difficulty_scale": np.abs(rng.normal(size=(4, 300))),

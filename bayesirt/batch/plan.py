@@ -208,7 +208,9 @@ def _full_config(check: Checker, choice: dict[str, Any], sources: dict[str, tupl
     from bayesirt.inference import FitConfig
     from bayesirt.models import get_model
 
-    base = FitConfig().to_dict()
+    # The model's own sampler defaults (target_accept, draws) where the plan is silent.
+    model = choice.get("model", BATCH_DEFAULTS.get("model", FitConfig.model))
+    base = FitConfig(model=model).to_dict()
     config = {k: base[k] for k in FIT_KEYS}
     config.update(BATCH_DEFAULTS)
     config.update(choice)

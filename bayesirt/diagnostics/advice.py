@@ -6,14 +6,10 @@ import math
 from typing import Any
 
 from bayesirt.diagnostics.summary import DiagnosticSummary, fmt, fmt_int
+from bayesirt.inference.blame import next_target_accept
 
 #: Shift (in posterior sd) from which a parameter is named as where divergences concentrate.
 SUSPECT_SHIFT = 0.5
-
-
-def _next_target_accept(now: float | None) -> float:
-    now = 0.8 if now is None else float(now)
-    return 0.9 if now < 0.9 else 0.95 if now < 0.95 else 0.99
 
 
 def _round_up(x: float, step: int = 100) -> int:
@@ -50,7 +46,7 @@ def next_steps(s: DiagnosticSummary, run: dict[str, Any], suspects: list[dict[st
         now_w = f", now {warmup}" if warmup is not None else ""
         line = (f"Divergences ({s.divergences}): the sampler missed part of the posterior, so "
                 "these draws are biased. Re-fit with a higher step-size target "
-                f"(`--target-accept {_next_target_accept(ta)}`{now_ta}) and a longer warm-up "
+                f"(`--target-accept {next_target_accept(ta)}`{now_ta}) and a longer warm-up "
                 f"(`--warmup {max(1000, _round_up(2 * warmup)) if warmup else 2000}`{now_w}).")
         if suspects and abs(suspects[0]["shift"]) >= SUSPECT_SHIFT:
             where = ", ".join(f"{r['name']} ({'log, ' if r['log'] else ''}"

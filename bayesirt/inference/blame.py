@@ -52,23 +52,29 @@ ADVICE = {
     ),
     "abilities": (
         "{n_models} models observed on it; abilities are standardised per benchmark, so "
-        "try more --warmup/--draws, or --target-accept 0.9"
+        "try more --warmup/--draws, or --target-accept {ta}"
     ),
     "benchmark": (
         "{n_models} models and {n_items} items on it; try more --warmup/--draws or "
-        "--target-accept 0.9 (a spread pinned by few items or models is a funnel)"
+        "--target-accept {ta} (a spread pinned by few items or models is a funnel)"
     ),
     "general": "the general ability follows the loadings rho; try more --draws",
     "population": (
         "the population of benchmarks rests on only {n_bench} benchmarks (a spread of a "
-        "few values is a funnel); try more --warmup/--draws or --target-accept 0.9"
+        "few values is a funnel); try more --warmup/--draws or --target-accept {ta}"
     ),
     "metadata": (
         "the metadata prior (coefficients, organisation effects, residual scale); try more "
         "--warmup/--draws, or fit without --metadata"
     ),
-    "other": "try more --warmup/--draws or --target-accept 0.9",
+    "other": "try more --warmup/--draws or --target-accept {ta}",
 }
+
+
+def next_target_accept(now: float | None) -> float:
+    """Return the next rung of 0.9, 0.95, 0.99, 0.995, 0.999 above ``now`` (None: 0.8)."""
+    now = 0.8 if now is None else float(now)
+    return next((r for r in (0.9, 0.95, 0.99, 0.995) if now < r), 0.999)
 
 
 def _label(coords: dict[str, Any] | None, dim: str, i: int) -> str:
@@ -79,7 +85,8 @@ def _label(coords: dict[str, Any] | None, dim: str, i: int) -> str:
 class _Blocks:
     """Maps (variable, element) to a block key and a human-readable block name."""
 
-    def __init__(self, dims, coords, constants):
+    def __init__(self, dims, coords, constants, target_accept=None):
+        self.next_ta = next_target_accept(target_accept)
         self.dims = dims or {}
         self.coords = coords or {}
         self.constants = constants or {}
@@ -175,7 +182,7 @@ class _Blocks:
         return text.format(n_models=self.n_models.get(bench, "?"),
                            n_items=self.n_items.get(bench, "?"),
                            n_cat=self.n_cat.get(bench, "?"),
-                           n_bench=len(self.benchmarks) or "?")
+                           n_bench=len(self.benchmarks) or "?", ta=self.next_ta)
 
 
 def _severity(rhat: float, bulk: float, tail: float) -> float:
@@ -189,7 +196,8 @@ def _severity(rhat: float, bulk: float, tail: float) -> float:
 
 def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np.ndarray,
                                             np.ndarray, np.ndarray]],
-                     dims=None, coords=None, constants=None) -> list[dict[str, Any]]:
+                     dims=None, coords=None, constants=None,
+                     target_accept: float | None = None) -> list[dict[str, Any]]:
     """Worst R-hat / ESS per block, failing blocks first.
 
     Parameters
@@ -199,6 +207,8 @@ def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np
         statistics (arrays of equal length).
     dims, coords, constants : dict, optional
         ``FitResult.dims``, ``coords`` and ``constant_data``.
+    target_accept : float or None
+        The fit's target acceptance probability: the advice names the next rung above it.
 
     Returns
     -------
@@ -209,7 +219,7 @@ def summarise_blocks(per_scalar: list[tuple[str, tuple[int, ...], np.ndarray, np
     """
     from bayesirt.inference.headline import param_name
 
-    maps = _Blocks(dims, coords, constants)
+    maps = _Blocks(dims, coords, constants, target_accept)
     acc: dict[tuple[str, int | None], dict[str, Any]] = {}
     for name, shape, flat, rhat, bulk, tail in per_scalar:
         if name in DUPLICATES:
@@ -254,7 +264,7 @@ def _variables(posterior: dict[str, np.ndarray]):
 
 def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
                        dims=None, coords=None, constants=None,
-                       top: int = 3) -> list[dict[str, Any]]:
+                       top: int = 3, target_accept: float | None = None) -> list[dict[str, Any]]:
     """Where the divergent draws sit: the scalars whose marginal they are most lopsided in.
 
     For each scalar the divergent draws' mean rank among all draws (pooled over chains) is
@@ -266,7 +276,7 @@ def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
     posterior : dict of str to ndarray
         Draws ``(chains, draws, ...)``.
     diverging : ndarray of bool, shape (chains, draws)
-    dims, coords, constants : dict, optional
+    dims, coords, constants, target_accept : optional
         As for :func:`summarise_blocks`.
     top : int
         How many blocks to return.
@@ -284,7 +294,7 @@ def locate_divergences(posterior: dict[str, np.ndarray], diverging: np.ndarray,
     n_div = int(div.sum())
     if n_div == 0:
         return []
-    maps = _Blocks(dims, coords, constants)
+    maps = _Blocks(dims, coords, constants, target_accept)
     best: dict[tuple[str, int | None], dict[str, Any]] = {}
     for name, arr in _variables(posterior):
         if arr.shape[:2] != np.asarray(diverging).shape:
@@ -339,7 +349,7 @@ DIVERGENCE_MIN = 10
 
 def locate_odd_chain(posterior: dict[str, np.ndarray], sample_stats: dict[str, np.ndarray],
                      dims=None, coords=None, constants=None,
-                     top: int = 3) -> dict[str, Any] | None:
+                     top: int = 3, target_accept: float | None = None) -> dict[str, Any] | None:
     """Find a chain unlike the others: stuck (a collapsed step size) or holding the divergences.
 
     Many failed fits are one bad chain among good ones; R-hat then fails nearly everywhere
@@ -354,7 +364,7 @@ def locate_odd_chain(posterior: dict[str, np.ndarray], sample_stats: dict[str, n
     sample_stats : dict of str to ndarray
         ``diverging`` ``(chains, draws)``; ``step_size``, ``n_steps``, ``tree_depth`` when
         there (without ``step_size`` only the divergence test runs).
-    dims, coords, constants : dict, optional
+    dims, coords, constants, target_accept : optional
         As for :func:`summarise_blocks`.
     top : int
         How many parameters (one per block) to name.
@@ -402,7 +412,7 @@ def locate_odd_chain(posterior: dict[str, np.ndarray], sample_stats: dict[str, n
         depth = np.asarray(sample_stats["tree_depth"]).reshape(n_chains, -1)
         out["tree_depth_hits"] = int((depth[chain] >= sample_stats["max_tree_depth"]).sum())
 
-    maps = _Blocks(dims, coords, constants)
+    maps = _Blocks(dims, coords, constants, target_accept)
     best: dict[tuple[str, int | None], dict[str, Any]] = {}
     for name, arr in _variables(posterior):
         if arr.shape[0] != n_chains or arr.ndim < 2:
@@ -421,6 +431,7 @@ def locate_odd_chain(posterior: dict[str, np.ndarray], sample_stats: dict[str, n
                              "block": maps.title(*key), "value": float(mean[chain, j]),
                              "others": float(centre[j]), "distance": float(dist[j])}
     out["apart"] = sorted(best.values(), key=lambda b: -b["distance"])[:top]
+    out["next_target_accept"] = maps.next_ta
     out["text"] = _odd_chain_text(out)
     return out
 
@@ -440,8 +451,9 @@ def _odd_chain_text(odd: dict[str, Any]) -> list[str]:
     else:
         head = (f"  one chain holds the divergences: chain {c} of {n}, "
                 f"{odd['divergences']} of {odd['divergences_total']}")
-        advice = ("it reached a region the other chains did not; --target-accept 0.9 or "
-                  "more --warmup, and look at the parameters named")
+        advice = ("it reached a region the other chains did not; --target-accept "
+                  f"{odd.get('next_target_accept', 0.9)} or more --warmup, and look at the "
+                  "parameters named")
     apart = "; ".join(f"{a['parameter']} {a['value']:.3g} (others {a['others']:.3g})"
                       for a in odd["apart"])
     return [head, f"    its draws sit apart at {apart}", f"      -> {advice}"]
@@ -471,8 +483,10 @@ def format_blame(headline: dict[str, Any], max_blocks: int = 3) -> list[str]:
         for d in divs:
             lines.append(f"    - {d['text']}")
         top = divs[0]
+        ta = next_target_accept(headline.get("target_accept"))
         if abs(top["z"]) >= 4.0 and top["block"] not in {b["block"] for b in blocks[:max_blocks]}:
-            lines.append(f"      -> {top['block']}: {top.get('advice', ADVICE['other'])}")
+            advice = top.get("advice", ADVICE["other"].format(ta=ta))
+            lines.append(f"      -> {top['block']}: {advice}")
         elif not blocks:
-            lines.append("      -> --target-accept 0.9 (smaller steps), or more --warmup")
+            lines.append(f"      -> --target-accept {ta} (smaller steps), or more --warmup")
     return lines

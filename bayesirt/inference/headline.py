@@ -31,7 +31,8 @@ def param_name(name: str, shape: tuple[int, ...], flat_index: int,
 def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[str, np.ndarray],
                          max_tree_depth: int, dims: dict[str, tuple[str, ...]] | None = None,
                          coords: dict[str, Any] | None = None,
-                         constants: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                         constants: dict[str, np.ndarray] | None = None,
+                         target_accept: float | None = None) -> dict[str, Any]:
     """Worst-case convergence numbers over every scalar of every variable.
 
     Parameters
@@ -47,6 +48,8 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
     constants : dict, optional
         ``FitResult.constant_data`` (item -> benchmark, category -> benchmark maps): lets
         the block diagnosis name the benchmark of item and category parameters.
+    target_accept : float or None
+        The fit's target acceptance probability; the advice names the next rung above it.
 
     Returns
     -------
@@ -101,11 +104,14 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
     worst["divergences_per_chain"] = diverging.reshape(diverging.shape[0], -1).sum(
         axis=1).astype(int).tolist()
     worst["tree_depth_hits"] = int((depth >= max_tree_depth).sum())
-    worst["blocks"] = blame.summarise_blocks(per_scalar, dims, coords, constants)
+    worst["target_accept"] = target_accept
+    worst["blocks"] = blame.summarise_blocks(per_scalar, dims, coords, constants,
+                                             target_accept=target_accept)
     worst["divergence_location"] = blame.locate_divergences(
-        posterior, diverging, dims, coords, constants)
+        posterior, diverging, dims, coords, constants, target_accept=target_accept)
     worst["odd_chain"] = blame.locate_odd_chain(
-        posterior, {**sample_stats, "max_tree_depth": max_tree_depth}, dims, coords, constants)
+        posterior, {**sample_stats, "max_tree_depth": max_tree_depth}, dims, coords, constants,
+        target_accept=target_accept)
     return worst
 
 
@@ -127,7 +133,8 @@ def fit_summary(result: FitResult) -> tuple[dict[str, Any], str, bool]:
     """
     headline = convergence_headline(result.posterior, result.sample_stats,
                                     result.max_tree_depth, result.dims, result.coords,
-                                    constants=result.constant_data)
+                                    constants=result.constant_data,
+                                    target_accept=(result.config or {}).get("target_accept"))
     text, passed = format_headline(headline,
                                    wall_seconds=result.provenance["sampling_wall_seconds"])
     return headline, text, passed

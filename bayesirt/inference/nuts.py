@@ -26,7 +26,7 @@ from bayesirt.errors import InputError
 from bayesirt.inference import sharding
 from bayesirt.inference.result import FitResult
 from bayesirt.inference.warmstart import advi_init, block_sites, split_inverse_mass
-from bayesirt.models import build_inputs, contract_posterior, get_model
+from bayesirt.models import MODELS, ModelSpec, build_inputs, contract_posterior, get_model
 from bayesirt.models.inputs import PARAMETERISATIONS
 
 # Above this many observations, model arguments are passed as traced arguments instead of
@@ -46,11 +46,14 @@ class FitConfig:
     chains, warmup, draws : int
         Number of chains, warm-up iterations and kept draws per chain. Warm-up defaults to
         1,500: with 1,000, one seed of three on the small real set ended at R-hat 1.0105 for
-        one of 2,305 parameters (the discrimination spread of a 7-model benchmark).
+        one of 2,305 parameters (the discrimination spread of a 7-model benchmark). Draws:
+        None means the model's default (``ModelSpec.draws``: 2,000 for ``hier2pl``, 1,000
+        for the others).
     max_tree_depth : int
         NUTS tree-depth limit (at most 2**depth - 1 leapfrog steps per draw).
-    target_accept : float
-        Dual-averaging target acceptance probability, in (0, 1).
+    target_accept : float or None
+        Dual-averaging target acceptance probability, in (0, 1); None means the model's
+        default (``ModelSpec.target_accept``: 0.99 for ``hier2pl``, 0.8 for the others).
     device : str
         ``auto`` (GPU when JAX sees one), ``cpu`` or ``gpu``.
     devices : int
@@ -104,9 +107,9 @@ class FitConfig:
     model: str = "hier2pl"
     chains: int = 4
     warmup: int = 1500
-    draws: int = 1000
+    draws: int | None = None
     max_tree_depth: int = 10
-    target_accept: float = 0.8
+    target_accept: float | None = None
     device: str = "auto"
     devices: int = 1
     guess: bool = False
@@ -122,6 +125,17 @@ class FitConfig:
     log_likelihood: bool = False
     progress: bool = True
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        # Fill the model's sampler defaults in, so that the config (and the provenance it
+        # writes) always holds the numbers the sampler ran with. An unknown model keeps the
+        # generic ones here; validate() names it.
+        spec = MODELS.get(self.model)
+        if self.draws is None:
+            object.__setattr__(self, "draws", spec.draws if spec else ModelSpec.draws)
+        if self.target_accept is None:
+            object.__setattr__(self, "target_accept",
+                               spec.target_accept if spec else ModelSpec.target_accept)
 
     def validate(self) -> FitConfig:
         """Check every field; return self so calls can chain.
