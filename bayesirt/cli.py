@@ -35,6 +35,15 @@ examples:
   bayesirt compare runs/                      PSIS-LOO, held-out metrics, seeds: one page
 """
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: X)" except where the default is None (the help text then says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parse_budgets(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(x) for x in text.split(",") if x.strip())
@@ -69,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=description,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_DefaultsHelpFormatter,
         )
 
     p = add("info", "summarise a data set", "Print models, items, benchmarks, density, base "

@@ -39,6 +39,10 @@ def test_help_teaches_every_command():
         assert command in text
     fit_help = run("fit", "--help").stdout
     assert "--max-tree-depth" in fit_help and "hier2pl" in fit_help and "default" in fit_help
+    # The model-dependent sampler defaults are named in words, never as "default: None".
+    flat = " ".join(fit_help.split())
+    assert "0.99 for hier2pl" in flat and "2000 for hier2pl" in flat
+    assert "default: None" not in flat
 
 
 def test_info_prints_the_bundled_summary():
