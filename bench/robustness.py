@@ -7,11 +7,12 @@ the shape of a real set the defaults were not tuned on (8 benchmarks, 7-150 mode
 benchmark, most models on one or two benchmarks, 2-5 categories of very unequal size),
 scaled down in items so that one default fit takes a few minutes on 2 CPU cores.
 
-For each member and seed the default fit (4 chains x 1500 warm-up + 1000 draws, ``auto``
-parameterisation) is scored over EVERY parameter: rank R-hat <= 1.01, bulk- and tail-ESS
->= 400, no divergences. Each fit appends one JSON record (with the block diagnosis of
-``bayesirt.inference.blame``) to ``--records``; ``--render`` turns the records into
-``bench/results/robustness.md``.
+For each member and seed the default fit (4 chains x 1500 warm-up + the model's default
+draws at its default target_accept: 2000 at 0.99 for ``hier2pl`` since 2026-12-07, 1000 at
+0.8 before; ``auto`` parameterisation) is scored over EVERY parameter: rank R-hat <= 1.01,
+bulk- and tail-ESS >= 400, no divergences. Each fit appends one JSON record (with the block
+diagnosis of ``bayesirt.inference.blame``) to ``--records``; ``--render`` turns the records
+into ``bench/results/robustness.md``.
 
 Usage::
 
@@ -418,6 +419,11 @@ VARIANTS: dict[str, dict] = {
                      "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     "tilt2+ta0.99+draws2000": {"config.target_accept": 0.99, "config.draws": 2000,
                                "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
+    # (the three above are the default since 2026-12-07, robustness_steps.md; with it the
+    # ta0.99 and tilt2 variants differ from the default only in the draws.) The default
+    # before that: NUTS's usual 0.8 x 1,000 and the tilt to the first power
+    "pre-steps": {"config.target_accept": 0.8, "config.draws": 1000,
+                  "bayesirt.models.population.UNIQUENESS_POWER": 1.0},
     # the slopes' common spread level as the sampler's coordinate (population.spread_level)
     "sa-level": {"bayesirt.models.population.SLOPE_SPREAD_LEVEL": True},
     # no item slope centred (inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE; the default since
@@ -539,7 +545,8 @@ def render(records: Path, out: Path, notes: Path | None) -> None:
         f"Machine: {os.cpu_count()} CPU cores ({platform.machine()}), python "
         f"{platform.python_version()}; shared with other jobs while measured (wall times "
         "are upper bounds). Script: `bench/robustness.py`; every fit is 4 chains x 1500 "
-        "warm-up + 1000 draws, `--parameterisation auto`, the seed shown. Pass: R-hat <= 1.01 "
+        "warm-up + the default draws (1000 before 2026-12-07, 2000 since), `--parameterisation "
+        "auto`, the seed shown. Pass: R-hat <= 1.01 "
         "on every parameter, bulk- and tail-ESS >= 400, zero divergences.",
         "",
     ]

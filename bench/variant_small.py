@@ -4,7 +4,8 @@ new-item accuracy of the CLI-default fit at seeds 0, 1, 2.
 
 ``--variant`` names an entry of ``bench/robustness.py``'s ``VARIANTS`` (``default`` is the
 code as it stands), applied to this process only. Each fit is ``pipeline.fit`` with the
-CLI defaults (4 chains x 1,500 + 1,000), saved under ``--work``; its convergence headline is
+CLI defaults (4 chains x 1,500 warm-up + the model's draws: 2,000 for hier2pl
+since 2026-12-07, 1,000 before), saved under ``--work``; its convergence headline is
 recorded and its new-item predictions are scored at k = 0 / 3 / 10 by
 ``bench/predict_accuracy.py`` (the defaults of ``bayesirt predict``).
 
