@@ -419,9 +419,10 @@ VARIANTS: dict[str, dict] = {
                      "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
     "tilt2+ta0.99+draws2000": {"config.target_accept": 0.99, "config.draws": 2000,
                                "bayesirt.models.population.UNIQUENESS_POWER": 2.0},
-    # (the three above are the default since 2026-12-07, robustness_steps.md; with it the
-    # ta0.99 and tilt2 variants differ from the default only in the draws.) The default
-    # before that: NUTS's usual 0.8 x 1,000 and the tilt to the first power
+    # (tilt2+ta0.99+draws2000 is the default since 2026-12-07, robustness_steps.md; since
+    # then ta0.99, tilt2 and tilt2+ta0.99 also run the default's program, as the draws
+    # default to 2,000: their records were made at 1,000.) The default before that:
+    # NUTS's usual 0.8 x 1,000 and the tilt to the first power
     "pre-steps": {"config.target_accept": 0.8, "config.draws": 1000,
                   "bayesirt.models.population.UNIQUENESS_POWER": 1.0},
     # the slopes' common spread level as the sampler's coordinate (population.spread_level)

@@ -64,7 +64,7 @@ MODELS: dict[str, ModelSpec] = {
         # ended with 11-73 divergences scattered over the chains (with the loadings' tilt
         # squared, 0.99 left none on the real members at 1,000 draws and 5 on one at
         # 2,000), and the slopes' common spread mixes slowly (lag-1 autocorrelation
-        # 0.5-0.7), so 1,000 draws left R-hat 1.011 / 1.016 on two real members where 2,000
+        # 0.4-0.7), so 1,000 draws left R-hat 1.011 / 1.016 on two real members where 2,000
         # pass. Cost: 2x the leapfrog steps per draw, 1.4x the iterations.
         target_accept=0.99, draws=2000,
     ),
