@@ -99,6 +99,33 @@ def test_divergences_are_located_at_the_narrow_end_of_a_funnel():
     assert not passed and "divergent transitions sit" in text
 
 
+def test_divergences_located_no_better_than_chance_are_called_so():
+    rng = np.random.default_rng(8)
+    # 3,000 scalars with no structure and 6 divergent draws anywhere (the suite's scattered
+    # case): some scalar's z reaches ~3.5 by chance alone, which must not read as a location.
+    post = {"difficulty": rng.normal(size=(4, 500, 3000))}
+    diverging = np.zeros((4, 500), bool)
+    diverging.flat[rng.choice(2000, 6, replace=False)] = True
+    dims, coords = {"difficulty": ("item",)}, {"item": [f"b:{i}" for i in range(3000)]}
+    constants = {"item_benchmark": np.zeros(3000, int)}
+    where = locate_divergences(post, diverging, dims, coords, constants)
+    assert where[0]["n_scalars"] == 3000 and 4.2 < where[0]["chance_z"] < 4.4
+    assert abs(where[0]["z"]) > 2.5  # the top scalar always looks lopsided...
+    assert abs(where[0]["z"]) < where[0]["chance_z"]  # ...but not beyond chance
+    head = convergence_headline(post, {**_stats(n_draws=500), "diverging": diverging}, 10,
+                                dims, coords, constants=constants)
+    text, _ = format_headline(head)
+    assert "sit nowhere beyond chance: among 3,000 scalars |z| < 4.3" in text, text
+    # A funnel's spread at the same count is named with its own advice instead.
+    post["sigma_difficulty"] = np.abs(rng.normal(size=(4, 500, 1)))
+    diverging[:] = post["sigma_difficulty"][..., 0] < np.quantile(post["sigma_difficulty"], 0.01)
+    dims["sigma_difficulty"], coords["benchmark"] = ("benchmark",), ["b"]
+    head = convergence_headline(post, {**_stats(n_draws=500), "diverging": diverging}, 10,
+                                dims, coords, constants=constants)
+    text, _ = format_headline(head)
+    assert "beyond chance" not in text and "low end of sigma_difficulty[b]" in text, text
+
+
 def _odd_chain_case(n_chains=4, n_draws=300, seed=6):
     """Draws of four agreeing chains, their sample stats, names: a healthy fit."""
     rng = np.random.default_rng(seed)
