@@ -635,3 +635,62 @@ def test_slopes_follow_the_difficulty_rule_when_given_a_threshold(monkeypatch):
     monkeypatch.setattr(model_inputs, "CENTRE_MIN_BENCHMARK_ITEMS_SLOPE", 500)
     masks = model_inputs.parameterisation_masks(minority, bench_size, items)
     assert masks["log_discrimination_centred"].tolist() == [1, 1, 0]
+
+
+@pytest.mark.usefixtures("numpyro_lenient")  # numpyro's Bernoulli log_prob mixes bool / float
+def test_the_anchored_benchmark_mean_is_the_same_model():
+    """A benchmark anchored on its one centred category samples w = (nu_a - mu) / sigma_c in
+    place of mu: at the same point the log density differs from the plain form's by exactly
+    the Jacobian log sigma_c of each anchored benchmark, and ``mu_difficulty`` is mu."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+    from numpyro.infer import init_to_uniform
+    from numpyro.infer.util import log_density
+
+    from bayesirt.models.inputs import category_anchors
+    from bayesirt.models.irt import hier2pl
+
+    data, _ = simulate(np.random.default_rng(5), "hier2pl", n_models=10,
+                       items_per_benchmark=(24, 24, 16, 16), coverage=1.0,
+                       categories_per_benchmark=(2, 3, 2, 1))
+    inputs = build_inputs(data)
+    plain = {k: jnp.asarray(v) for k, v in inputs.arrays.items()
+             if k not in ("category_anchor", "anchor_position", "benchmark_anchored")}
+    slot = inputs.arrays["free_category_slot"]
+    # Benchmark 0: one centred category of two (anchored); benchmark 1: two of three
+    # centred (not anchored); benchmark 2: none centred.
+    centred = np.zeros(slot.size, np.float32)
+    centred[np.flatnonzero(slot == 0)[0]] = 1.0
+    centred[np.flatnonzero(slot == 1)[:2]] = 1.0
+    plain["category_centred"] = jnp.asarray(centred)
+    anchors = category_anchors(centred, slot, inputs.arrays["multi_benchmark"], 4)
+    assert anchors["benchmark_anchored"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert anchors["category_anchor"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    # Where every category mean of the benchmark is pinned well inside the spread between
+    # them, the spread cannot be small and the benchmark is not anchored.
+    pins = np.where(slot == 0, 0.1, 2.0)
+    assert category_anchors(centred, slot, inputs.arrays["multi_benchmark"], 4, pins) is None
+    pins[np.flatnonzero(slot == 0)[1]] = 0.4
+    assert category_anchors(centred, slot, inputs.arrays["multi_benchmark"], 4, pins)[
+        "benchmark_anchored"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    anchored = {**plain, **{k: jnp.asarray(v) for k, v in anchors.items()}}
+    kwargs = {"y": jnp.asarray(inputs.response, jnp.float32), **inputs.sizes}
+    traced = handlers.substitute(handlers.seed(hier2pl, jax.random.key(1)),
+                                 substitute_fn=init_to_uniform(radius=1.5))
+    point = {name: site["value"] for name, site in
+             handlers.trace(traced).get_trace(plain, **kwargs).items()
+             if site["type"] == "sample" and not site["is_observed"]}
+    point["sigma_category"] = jnp.asarray([0.4, 1.3, 0.8])  # a Jacobian far from 1
+    lp_plain, _ = log_density(hier2pl, (plain,), kwargs, point)
+    mu, sigma_c = point.pop("mu_difficulty"), point["sigma_category"]
+    nu_anchor = point["category_raw"][0]
+    w = (nu_anchor - mu[0]) / sigma_c[0]
+    point["mu_difficulty_raw"] = mu.at[0].set(w)
+    lp_anchored, trace = log_density(hier2pl, (anchored,), kwargs, point)
+    assert trace["mu_difficulty"]["type"] == "deterministic"
+    np.testing.assert_allclose(np.asarray(trace["mu_difficulty"]["value"]), np.asarray(mu),
+                               rtol=1e-5, atol=1e-5)
+    assert np.isfinite(float(lp_plain))
+    np.testing.assert_allclose(float(lp_anchored) - float(lp_plain),
+                               float(jnp.log(sigma_c[0])), atol=2e-3)

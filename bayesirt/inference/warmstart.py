@@ -69,7 +69,7 @@ def advi_init(rng_key, model, arrays, y, chains: int, steps: int, *, progress: b
 
 
 #: Hyperparameter sites that share the dense block of ``mass_matrix="block"``.
-BLOCK_SITES = ("mu_difficulty", "sigma_difficulty", "mu_log_discrimination",
+BLOCK_SITES = ("mu_difficulty", "mu_difficulty_raw", "sigma_difficulty", "mu_log_discrimination",
                "sigma_log_discrimination", "sigma_log_discrimination_z",
                "sigma_log_discrimination_level", "rho", "rho_z", "rho_raw", "sigma_category",
                "guess",

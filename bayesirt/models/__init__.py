@@ -104,6 +104,7 @@ SITE_DIMS: dict[str, tuple[str, ...]] = {
     "log_discrimination": ("item",),
     "mu_difficulty": ("benchmark",),
     "mu_difficulty_z": ("benchmark",),
+    "mu_difficulty_raw": ("benchmark",),
     "sigma_difficulty": ("benchmark",),
     "sigma_difficulty_z": ("benchmark",),
     "mu_log_discrimination": ("benchmark",),

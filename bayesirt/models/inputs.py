@@ -148,6 +148,17 @@ LOADING_CENTRE_MIN_LINKED = 20
 # A benchmark's spread between its category means rests on that many means: with at most
 # this many, its prior is the boundary-avoiding one (``population.CATEGORY_SPREAD_PRIOR_FEW``).
 CATEGORY_FEW_MAX = 5
+# A benchmark whose category means include exactly one centred (pinned) category: its mean
+# mu_k is then pinned only through that category, nu_a ~ N(mu_k, sigma_c), so where sigma_c
+# can be small the centred mu_k sits in a funnel of width sigma_c around nu_a. With
+# CATEGORY_ANCHOR the sampler moves nu_a and the offset w = (nu_a - mu_k) / sigma_c ~ N(0, 1)
+# instead (``irt._anchored_categories``; same model), where the data do not rule out a small
+# sigma_c: some category of the benchmark is not pinned within the spread between them
+# (``category_pin`` above CATEGORY_PIN_RATIO). Found by replaying the divergent transitions
+# of real-full-cat10-500 (MMLU-Pro as 500 centred + 10 non-centred items of no real
+# difference): both trajectories blew up at that category's coordinate and its
+# sigma_category (bench/divergence_replay.py, bench/results/robustness_anchor.md).
+CATEGORY_ANCHOR = True
 # A benchmark's non-centred item difficulties get their mean as a coordinate of its own
 # (``population.mixed_normal_split``) where it has at least ITEM_SPLIT_MIN_ITEMS of them and
 # their data pin them at least as tightly as their prior does: crude noise sd over the
@@ -243,6 +254,52 @@ def parameterisation_masks(
     }
 
 
+def category_anchors(category_centred: np.ndarray, free_category_slot: np.ndarray,
+                     multi_benchmark: np.ndarray, n_benchmarks: int,
+                     category_pin: np.ndarray | None = None) -> dict | None:
+    """Benchmarks whose mean is written relative to their one centred category.
+
+    Parameters
+    ----------
+    category_centred : ndarray, shape (n_free_categories,)
+        1 where a free category's mean is sampled centred.
+    free_category_slot : ndarray of int, shape (n_free_categories,)
+        Each free category's multi-category benchmark (its slot in ``multi_benchmark``).
+    multi_benchmark : ndarray of int, shape (n_multi,)
+    n_benchmarks : int
+    category_pin : ndarray of float, shape (n_free_categories,), optional
+        ``se_c / tau_k`` from :func:`category_pin`: a benchmark is anchored only where some
+        category's ratio is above ``CATEGORY_PIN_RATIO`` (its spread may be small). None
+        skips that condition.
+
+    Returns
+    -------
+    dict or None
+        None where no benchmark has exactly one centred category; else
+        ``category_anchor`` (n_free_categories,) 1 at each anchoring category,
+        ``anchor_position`` (n_multi,) int32, the anchoring category's position among the
+        free categories (0 where none), and ``benchmark_anchored`` (n_benchmarks,) 1 where
+        the benchmark's mean is so written (float32 0/1).
+    """
+    centred = np.asarray(category_centred) > 0
+    slot = np.asarray(free_category_slot)
+    n_multi = len(multi_benchmark)
+    per_slot = np.bincount(slot[centred], minlength=n_multi)
+    anchored_slot = per_slot == 1
+    if category_pin is not None:
+        loose = np.asarray(category_pin) > CATEGORY_PIN_RATIO
+        anchored_slot &= np.bincount(slot[loose], minlength=n_multi) > 0
+    if not anchored_slot.any():
+        return None
+    is_anchor = centred & anchored_slot[slot]
+    position = np.zeros(n_multi, np.int32)
+    position[slot[is_anchor]] = np.flatnonzero(is_anchor)
+    anchored = np.zeros(n_benchmarks, np.float32)
+    anchored[np.asarray(multi_benchmark)[anchored_slot]] = 1.0
+    return {"category_anchor": is_anchor.astype(np.float32), "anchor_position": position,
+            "benchmark_anchored": anchored}
+
+
 def build_inputs(
     data: Any, *, embedding_components: int = 0, parameterisation: str = "auto",
     metadata: bool = False,
@@ -335,14 +392,19 @@ def build_inputs(
     model_width = nuisance_width(model_items[model_items > 0])
     n_answered = np.bincount(item_idx, minlength=n_items)
     n_correct = np.bincount(item_idx, weights=response, minlength=n_items).astype(np.int64)
+    pin = category_pin(n_answered, n_correct, item_category, category_benchmark, free_category)
     masks = parameterisation_masks(
         np.minimum(n_correct, n_answered - n_correct),
         np.bincount(item_benchmark, minlength=n_benchmarks)[item_benchmark],
         np.bincount(item_category, minlength=n_categories)[free_category],
         parameterisation,
-        category_pin(n_answered, n_correct, item_category, category_benchmark, free_category),
+        pin,
         np.bincount(item_benchmark, minlength=n_benchmarks)[category_benchmark[free_category]],
     )
+    anchor = category_anchors(masks["category_centred"], free_category_slot,
+                              multi_benchmark, n_benchmarks, pin)
+    if CATEGORY_ANCHOR and anchor is not None:
+        masks.update(anchor)
     if ITEM_SPLIT_PIN_RATIO is not None and parameterisation == "auto":
         noncentred = masks["difficulty_centred"] == 0
         split = (np.bincount(item_benchmark[noncentred], minlength=n_benchmarks)
