@@ -648,8 +648,8 @@ def test_the_anchored_benchmark_mean_is_the_same_model():
     from numpyro.infer import init_to_uniform
     from numpyro.infer.util import log_density
 
-    from bayesirt.models.inputs import category_anchors
     from bayesirt.models.irt import hier2pl
+    from bayesirt.models.pins import category_anchors
 
     data, _ = simulate(np.random.default_rng(5), "hier2pl", n_models=10,
                        items_per_benchmark=(24, 24, 16, 16), coverage=1.0,

@@ -15,7 +15,7 @@ import numpy as np
 
 from bayesirt.errors import InputError
 from bayesirt.features import FEATURES, model_features, org_index
-from bayesirt.models.pins import category_pin, item_mean_pin
+from bayesirt.models.pins import category_anchors, category_pin, item_mean_pin
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ CATEGORY_FEW_MAX = 5
 # mu_k is then pinned only through that category, nu_a ~ N(mu_k, sigma_c), so where sigma_c
 # can be small the centred mu_k sits in a funnel of width sigma_c around nu_a. With
 # CATEGORY_ANCHOR the sampler moves nu_a and the offset w = (nu_a - mu_k) / sigma_c ~ N(0, 1)
-# instead (``irt._anchored_categories``; same model), where the data do not rule out a small
+# instead (``population.anchored_categories``; same model), where the data do not rule out a small
 # sigma_c: some category of the benchmark is not pinned within the spread between them
 # (``category_pin`` above CATEGORY_PIN_RATIO). Found by replaying the divergent transitions
 # of real-full-cat10-500 (MMLU-Pro as 500 centred + 10 non-centred items of no real
@@ -252,52 +252,6 @@ def parameterisation_masks(
         "log_discrimination_centred": item_centred.astype(np.float32),
         "category_centred": cat_centred.astype(np.float32),
     }
-
-
-def category_anchors(category_centred: np.ndarray, free_category_slot: np.ndarray,
-                     multi_benchmark: np.ndarray, n_benchmarks: int,
-                     category_pin: np.ndarray | None = None) -> dict | None:
-    """Benchmarks whose mean is written relative to their one centred category.
-
-    Parameters
-    ----------
-    category_centred : ndarray, shape (n_free_categories,)
-        1 where a free category's mean is sampled centred.
-    free_category_slot : ndarray of int, shape (n_free_categories,)
-        Each free category's multi-category benchmark (its slot in ``multi_benchmark``).
-    multi_benchmark : ndarray of int, shape (n_multi,)
-    n_benchmarks : int
-    category_pin : ndarray of float, shape (n_free_categories,), optional
-        ``se_c / tau_k`` from :func:`category_pin`: a benchmark is anchored only where some
-        category's ratio is above ``CATEGORY_PIN_RATIO`` (its spread may be small). None
-        skips that condition.
-
-    Returns
-    -------
-    dict or None
-        None where no benchmark has exactly one centred category; else
-        ``category_anchor`` (n_free_categories,) 1 at each anchoring category,
-        ``anchor_position`` (n_multi,) int32, the anchoring category's position among the
-        free categories (0 where none), and ``benchmark_anchored`` (n_benchmarks,) 1 where
-        the benchmark's mean is so written (float32 0/1).
-    """
-    centred = np.asarray(category_centred) > 0
-    slot = np.asarray(free_category_slot)
-    n_multi = len(multi_benchmark)
-    per_slot = np.bincount(slot[centred], minlength=n_multi)
-    anchored_slot = per_slot == 1
-    if category_pin is not None:
-        loose = np.asarray(category_pin) > CATEGORY_PIN_RATIO
-        anchored_slot &= np.bincount(slot[loose], minlength=n_multi) > 0
-    if not anchored_slot.any():
-        return None
-    is_anchor = centred & anchored_slot[slot]
-    position = np.zeros(n_multi, np.int32)
-    position[slot[is_anchor]] = np.flatnonzero(is_anchor)
-    anchored = np.zeros(n_benchmarks, np.float32)
-    anchored[np.asarray(multi_benchmark)[anchored_slot]] = 1.0
-    return {"category_anchor": is_anchor.astype(np.float32), "anchor_position": position,
-            "benchmark_anchored": anchored}
 
 
 def build_inputs(
@@ -402,7 +356,7 @@ def build_inputs(
         np.bincount(item_benchmark, minlength=n_benchmarks)[category_benchmark[free_category]],
     )
     anchor = category_anchors(masks["category_centred"], free_category_slot,
-                              multi_benchmark, n_benchmarks, pin)
+                              multi_benchmark, n_benchmarks, pin, CATEGORY_PIN_RATIO)
     if CATEGORY_ANCHOR and anchor is not None:
         masks.update(anchor)
     if ITEM_SPLIT_PIN_RATIO is not None and parameterisation == "auto":

@@ -53,7 +53,8 @@ benchmark's categories; item slopes are never pinned one by one, so never centre
 sigma_difficulty at bulk-ESS ~200 of 2,000 draws); the full set (26-71 responses per item)
 mostly centred ones. Where a benchmark has exactly one centred category, its mean is pinned
 only through that category, so the sampler moves the category's mean and the benchmark
-mean's offset from it in units of the category spread (:func:`_anchored_categories`).
+mean's offset from it in units of the category spread
+(:func:`bayesirt.models.population.anchored_categories`).
 
 The general ability :math:`\eta_m` is integrated out analytically: each model's vector of
 benchmark abilities has the multivariate normal prior :math:`N(0, D + \rho\rho^\top)`,
@@ -85,6 +86,7 @@ from bayesirt.models.population import (
     CATEGORY_SPREAD_PRIOR_FEW,
     FIXED_POPULATION,
     POPULATION_MIN_BENCHMARKS,
+    anchored_categories,
     benchmark_level,
     benchmark_population,
     mixed_normal,
@@ -313,7 +315,7 @@ def hier2pl(
                     "category_raw", mu_b[multi][slot], sigma_c[slot], data["category_centred"]
                 )
         else:
-            mu_b, nu = _anchored_categories(data, mu_b, sigma_c, pop, n_free_categories)
+            mu_b, nu = anchored_categories(data, mu_b, sigma_c, pop, n_free_categories)
         numpyro.deterministic("category_offset_free", nu - mu_b[multi][slot])
     if data.get("benchmark_anchored") is not None:
         mu_b = numpyro.deterministic("mu_difficulty", mu_b)
@@ -414,61 +416,6 @@ def hier2pl(
         # Two independent ways to succeed without the ability: 1 - P(neither).
         guess_obs = leak if guess_obs is None else 1.0 - (1.0 - guess_obs) * (1.0 - leak)
     _likelihood(eta, guess_obs, y, n_obs)
-
-
-def _anchored_categories(data, w_or_mu, sigma_c, pop, n_free_categories):
-    r"""Category means where some benchmarks are anchored on their one centred category.
-
-    In an anchored benchmark :math:`k` (exactly one centred category :math:`a`, the others
-    non-centred), the sampler moves :math:`\nu_a` and :math:`w = (\nu_a - \mu_k) /
-    \sigma^c_k` instead of :math:`\mu_k` and :math:`\nu_a`. The Jacobian of
-    :math:`(w, \nu_a) \to (\mu_k, \nu_a)` is :math:`\sigma^c_k`, and
-    :math:`N(\nu_a \mid \mu_k, \sigma^c_k)\,\sigma^c_k = N(w \mid 0, 1)`, so the density in
-    the new coordinates is :math:`p_{\text{pop}}(\mu_k)\,N(w \mid 0, 1)`: ``w`` keeps a
-    unit-normal site, :math:`\nu_a` a flat one (its category site is masked there), and the
-    population prior of :math:`\mu_k = \nu_a - \sigma^c_k w` enters as a factor. The model
-    is unchanged; only the funnel of a centred :math:`\mu_k` of width :math:`\sigma^c_k`
-    around the one category that pins it is gone.
-
-    Parameters
-    ----------
-    data : dict of str to Array
-        ``category_anchor`` (n_free_categories,), ``anchor_position`` (n_multi,),
-        ``benchmark_anchored`` (n_benchmarks,), and the category index arrays.
-    w_or_mu : Array, shape (n_benchmarks,)
-        The ``mu_difficulty_raw`` site: ``w`` where anchored, :math:`\mu_k` elsewhere.
-    sigma_c : Array, shape (n_multi,)
-    pop : dict
-        The population of benchmarks (``difficulty_loc``, ``difficulty_scale``).
-    n_free_categories : int
-
-    Returns
-    -------
-    mu_b : Array, shape (n_benchmarks,)
-    nu : Array, shape (n_free_categories,)
-        Category means of the free categories.
-    """
-    multi, slot = data["multi_benchmark"], data["free_category_slot"]
-    centred = data["category_centred"] > 0
-    is_anchor = data["category_anchor"] > 0
-    is_anchored = data["benchmark_anchored"] > 0
-    # Centred categories of non-anchored benchmarks lean on mu_k = w_or_mu there; an
-    # anchored benchmark's one centred category is the anchor, whose density is masked.
-    loc = w_or_mu[multi][slot]
-    with numpyro.plate("free_category", n_free_categories):
-        raw = numpyro.sample("category_raw", dist.Normal(
-            jnp.where(centred, loc, 0.0), jnp.where(centred, sigma_c[slot], 1.0)
-        ).mask(~is_anchor))
-    slot_anchored = is_anchored[multi]
-    nu_anchor = raw[data["anchor_position"]]
-    mu_multi = jnp.where(slot_anchored, nu_anchor - sigma_c * w_or_mu[multi], w_or_mu[multi])
-    mu_b = w_or_mu.at[multi].set(mu_multi)
-    loc_pop = jnp.broadcast_to(pop["difficulty_loc"], mu_b.shape)
-    scale_pop = jnp.broadcast_to(pop["difficulty_scale"], mu_b.shape)
-    numpyro.factor("mu_difficulty_anchored_prior", jnp.sum(jnp.where(
-        is_anchored, dist.Normal(loc_pop, scale_pop).log_prob(mu_b), 0.0)))
-    nu = jnp.where(centred, raw, mu_b[multi][slot] + sigma_c[slot] * raw)
-    return mu_b, nu
 
 
 def leak_floor(n_cells):

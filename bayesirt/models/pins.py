@@ -3,7 +3,8 @@
 Both work on the crude logit of each item's raw proportion correct, ``d_j = log((wrong + 0.5)
 / (correct + 0.5))``, so they need no fit and are scale-free ratios: :func:`category_pin`
 (a category mean against the spread between its benchmark's categories) and
-:func:`item_mean_pin` (an item's noise against the spread between items).
+:func:`item_mean_pin` (an item's noise against the spread between items); and
+:func:`category_anchors`, the benchmarks whose mean is pinned through one category only.
 ``bayesirt.models.inputs`` turns them into the centred / non-centred choices.
 """
 
@@ -92,3 +93,56 @@ def category_pin(
         if tau2 > 0:
             ratio[bench_of_free == k] = se / np.sqrt(tau2)
     return ratio
+
+
+def category_anchors(category_centred: np.ndarray, free_category_slot: np.ndarray,
+                     multi_benchmark: np.ndarray, n_benchmarks: int,
+                     category_pin: np.ndarray | None = None,
+                     pin_ratio: float = 0.25) -> dict | None:
+    """Benchmarks whose mean is written relative to their one centred category.
+
+    ``bayesirt.models.inputs.CATEGORY_ANCHOR`` says why; ``irt`` samples them with
+    :func:`bayesirt.models.population.anchored_categories`.
+
+    Parameters
+    ----------
+    category_centred : ndarray, shape (n_free_categories,)
+        1 where a free category's mean is sampled centred.
+    free_category_slot : ndarray of int, shape (n_free_categories,)
+        Each free category's multi-category benchmark (its slot in ``multi_benchmark``).
+    multi_benchmark : ndarray of int, shape (n_multi,)
+    n_benchmarks : int
+    category_pin : ndarray of float, shape (n_free_categories,), optional
+        ``se_c / tau_k`` from :func:`category_pin`: a benchmark is anchored only where some
+        category's ratio is above ``pin_ratio`` (its spread may be small). None skips that
+        condition.
+    pin_ratio : float
+        ``bayesirt.models.inputs.CATEGORY_PIN_RATIO`` (the ratio below which a category
+        mean counts as pinned inside the spread).
+
+    Returns
+    -------
+    dict or None
+        None where no benchmark has exactly one centred category; else
+        ``category_anchor`` (n_free_categories,) 1 at each anchoring category,
+        ``anchor_position`` (n_multi,) int32, the anchoring category's position among the
+        free categories (0 where none), and ``benchmark_anchored`` (n_benchmarks,) 1 where
+        the benchmark's mean is so written (float32 0/1).
+    """
+    centred = np.asarray(category_centred) > 0
+    slot = np.asarray(free_category_slot)
+    n_multi = len(multi_benchmark)
+    per_slot = np.bincount(slot[centred], minlength=n_multi)
+    anchored_slot = per_slot == 1
+    if category_pin is not None:
+        loose = np.asarray(category_pin) > pin_ratio
+        anchored_slot &= np.bincount(slot[loose], minlength=n_multi) > 0
+    if not anchored_slot.any():
+        return None
+    is_anchor = centred & anchored_slot[slot]
+    position = np.zeros(n_multi, np.int32)
+    position[slot[is_anchor]] = np.flatnonzero(is_anchor)
+    anchored = np.zeros(n_benchmarks, np.float32)
+    anchored[np.asarray(multi_benchmark)[anchored_slot]] = 1.0
+    return {"category_anchor": is_anchor.astype(np.float32), "anchor_position": position,
+            "benchmark_anchored": anchored}

@@ -5,7 +5,8 @@ hyperpriors (:data:`POPULATION_PRIORS`) and the shape of the loadings' populatio
 (:func:`uniqueness_tilt`) are shared by the model (:func:`bayesirt.models.irt.hier2pl`), the
 simulator (:mod:`bayesirt.models.simulate`) and, through the saved draws, the prediction
 runtime. Also the centred / non-centred sampler of one normal value (:func:`mixed_normal`),
-used at every level of the hierarchy.
+used at every level of the hierarchy, its split form (:func:`mixed_normal_split`), and the
+category level of benchmarks anchored on one category (:func:`anchored_categories`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,61 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
     return jnp.where(is_centred, raw, loc + scale * z)
 
 
+def anchored_categories(data, w_or_mu, sigma_c, pop, n_free_categories):
+    r"""Category means where some benchmarks are anchored on their one centred category.
+
+    In an anchored benchmark :math:`k` (exactly one centred category :math:`a`, the others
+    non-centred), the sampler moves :math:`\nu_a` and :math:`w = (\nu_a - \mu_k) /
+    \sigma^c_k` instead of :math:`\mu_k` and :math:`\nu_a`. The Jacobian of
+    :math:`(w, \nu_a) \to (\mu_k, \nu_a)` is :math:`\sigma^c_k`, and
+    :math:`N(\nu_a \mid \mu_k, \sigma^c_k)\,\sigma^c_k = N(w \mid 0, 1)`, so the density in
+    the new coordinates is :math:`p_{\text{pop}}(\mu_k)\,N(w \mid 0, 1)`: ``w`` keeps a
+    unit-normal site, :math:`\nu_a` a flat one (its category site is masked there), and the
+    population prior of :math:`\mu_k = \nu_a - \sigma^c_k w` enters as a factor. The model
+    is unchanged; only the funnel of a centred :math:`\mu_k` of width :math:`\sigma^c_k`
+    around the one category that pins it is gone.
+
+    Parameters
+    ----------
+    data : dict of str to Array
+        ``category_anchor`` (n_free_categories,), ``anchor_position`` (n_multi,),
+        ``benchmark_anchored`` (n_benchmarks,), and the category index arrays.
+    w_or_mu : Array, shape (n_benchmarks,)
+        The ``mu_difficulty_raw`` site: ``w`` where anchored, :math:`\mu_k` elsewhere.
+    sigma_c : Array, shape (n_multi,)
+    pop : dict
+        The population of benchmarks (``difficulty_loc``, ``difficulty_scale``).
+    n_free_categories : int
+
+    Returns
+    -------
+    mu_b : Array, shape (n_benchmarks,)
+    nu : Array, shape (n_free_categories,)
+        Category means of the free categories.
+    """
+    multi, slot = data["multi_benchmark"], data["free_category_slot"]
+    centred = data["category_centred"] > 0
+    is_anchor = data["category_anchor"] > 0
+    is_anchored = data["benchmark_anchored"] > 0
+    # Centred categories of non-anchored benchmarks lean on mu_k = w_or_mu there; an
+    # anchored benchmark's one centred category is the anchor, whose density is masked.
+    loc = w_or_mu[multi][slot]
+    with numpyro.plate("free_category", n_free_categories):
+        raw = numpyro.sample("category_raw", dist.Normal(
+            jnp.where(centred, loc, 0.0), jnp.where(centred, sigma_c[slot], 1.0)
+        ).mask(~is_anchor))
+    slot_anchored = is_anchored[multi]
+    nu_anchor = raw[data["anchor_position"]]
+    mu_multi = jnp.where(slot_anchored, nu_anchor - sigma_c * w_or_mu[multi], w_or_mu[multi])
+    mu_b = w_or_mu.at[multi].set(mu_multi)
+    loc_pop = jnp.broadcast_to(pop["difficulty_loc"], mu_b.shape)
+    scale_pop = jnp.broadcast_to(pop["difficulty_scale"], mu_b.shape)
+    numpyro.factor("mu_difficulty_anchored_prior", jnp.sum(jnp.where(
+        is_anchored, dist.Normal(loc_pop, scale_pop).log_prob(mu_b), 0.0)))
+    nu = jnp.where(centred, raw, mu_b[multi][slot] + sigma_c[slot] * raw)
+    return mu_b, nu
+
+
 #: The population of benchmarks: hyperparameter -> its prior (family, loc, scale), see
 #: :func:`population_prior`. Each benchmark-level parameter (or its log / logit) is
 #: Normal(loc, scale) across benchmarks; a NEW benchmark's parameters are drawn from the
@@ -220,6 +276,13 @@ def benchmark_population():
 #: better at seeds 0-2, with new-item log-loss ~0.001 higher at every k (within the
 #: seed-to-seed spread) (``bench/results/robustness_slopes.md``). A bench lever.
 SLOPE_SPREAD_LEVEL = False
+
+#: Whether a benchmark whose non-centred item difficulties have their mean split off
+#: (:func:`mixed_normal_split`) also has their spread split off (``split_scale``): the
+#: spread of those difficulties, which the data pin, as the sampler's coordinate, so that
+#: the benchmark's ``sigma_difficulty`` no longer sets the prior scale of a pinned mean (the
+#: funnel at small ``sigma_difficulty``). A bench lever.
+DIFFICULTY_SPLIT_SCALE = False
 
 
 def spread_level(z, scale):
