@@ -434,6 +434,16 @@ VARIANTS: dict[str, dict] = {
     "sa-level+slope-nc": {"bayesirt.models.population.SLOPE_SPREAD_LEVEL": True,
                           "bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE": None},
     "slope-c500": {"bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_SLOPE": 500},
+    # the difficulties' spread split off too where their mean is (population.mixed_normal_split
+    # with split_scale): the pinned spread as a coordinate, against the funnel at small
+    # sigma_difficulty of sim-many's 20-model benchmark
+    "b-split-scale": {"bayesirt.models.population.DIFFICULTY_SPLIT_SCALE": True},
+    # the default before a benchmark's mean was anchored on its one centred category
+    # (inputs.CATEGORY_ANCHOR)
+    "no-anchor": {"bayesirt.models.inputs.CATEGORY_ANCHOR": False},
+    # double precision (jax_enable_x64): are the scattered divergences numerical (float32
+    # overflow or cancellation) rather than geometric?
+    "x64": {"jax.enable_x64": True},
     # the dense mass-matrix block over the benchmark-level and population coordinates
     "block": {"config.mass_matrix": "block"},
     # the loadings' population without its tilt by the uniqueness (the model before it)
@@ -474,6 +484,11 @@ def apply_variant(name: str) -> None:
 
     for key, value in VARIANTS[name].items():
         if key.startswith("config."):
+            continue
+        if key == "jax.enable_x64":
+            import jax
+
+            jax.config.update("jax_enable_x64", value)
             continue
         module, attr = key.rsplit(".", 1)
         mod = importlib.import_module(module)
