@@ -441,6 +441,9 @@ VARIANTS: dict[str, dict] = {
     # the default before a benchmark's mean was anchored on its one centred category
     # (inputs.CATEGORY_ANCHOR)
     "no-anchor": {"bayesirt.models.inputs.CATEGORY_ANCHOR": False},
+    # a split one-category benchmark's mean written from its items' mean and an offset
+    # (inputs.ITEM_SPLIT_ANCHOR), against the funnel the replay found at sim-many's b5
+    "split-anchor": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": True},
     # double precision (jax_enable_x64): are the scattered divergences numerical (float32
     # overflow or cancellation) rather than geometric?
     "x64": {"jax.enable_x64": True},

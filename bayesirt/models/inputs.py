@@ -171,6 +171,13 @@ CATEGORY_ANCHOR = True
 # not adopted: the slopes are not pinned where the difficulties are, and their spread's
 # R-hat got no better).
 ITEM_SPLIT_MIN_ITEMS = 20
+# A bench lever (off): in a split benchmark of one category whose items are all non-centred,
+# the benchmark's mean mu_k is pinned only through the items' mean e_k ~ N(mu_k, s_k /
+# sqrt(n_k)), a funnel of width s_k / sqrt(n_k) at a small sigma_difficulty (the replayed
+# divergences of sim-many-models: all at its 20-model benchmark's mu_difficulty and item
+# mean). With ITEM_SPLIT_ANCHOR the sampler moves e_k and w = (e_k - mu_k) / (s_k /
+# sqrt(n_k)) instead, as for the category anchor (``population.anchored_categories``).
+ITEM_SPLIT_ANCHOR = False
 ITEM_SPLIT_PIN_RATIO: float | None = 1.0
 DISCRIMINATION_SPLIT = False
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
@@ -367,6 +374,16 @@ def build_inputs(
                      n_benchmarks) <= ITEM_SPLIT_PIN_RATIO)
         if split.any():
             masks["difficulty_split"] = split.astype(np.float32)
+            one_category = np.bincount(category_benchmark[used_categories],
+                                       minlength=n_benchmarks) == 1
+            no_centred = np.bincount(item_benchmark, weights=1.0 - noncentred,
+                                     minlength=n_benchmarks) == 0
+            split_anchor = split & one_category & no_centred
+            if ITEM_SPLIT_ANCHOR and split_anchor.any():
+                masks["difficulty_split_anchor"] = split_anchor.astype(np.float32)
+                masks["benchmark_anchored"] = np.maximum(
+                    masks.get("benchmark_anchored", np.zeros(n_benchmarks, np.float32)),
+                    split_anchor.astype(np.float32))
             if DISCRIMINATION_SPLIT:
                 masks["log_discrimination_split"] = split.astype(np.float32)
     arrays: dict[str, np.ndarray] = {

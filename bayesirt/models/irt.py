@@ -309,7 +309,7 @@ def hier2pl(
         # sigma_category: measured on few-item categories, on a meaningless 2-way split and
         # on 2-5 simulated categories); centred where hundreds of items fix the category
         # mean (see ``population.mixed_normal`` and ``bayesirt.models.inputs.category_pin``).
-        if anchored is None:
+        if data.get("category_anchor") is None:
             with numpyro.plate("free_category", n_free_categories):
                 nu = mixed_normal(
                     "category_raw", mu_b[multi][slot], sigma_c[slot], data["category_centred"]
@@ -317,7 +317,8 @@ def hier2pl(
         else:
             mu_b, nu = anchored_categories(data, mu_b, sigma_c, pop, n_free_categories)
         numpyro.deterministic("category_offset_free", nu - mu_b[multi][slot])
-    if data.get("benchmark_anchored") is not None:
+    split_anchor = data.get("difficulty_split_anchor")
+    if data.get("benchmark_anchored") is not None and split_anchor is None:
         mu_b = numpyro.deterministic("mu_difficulty", mu_b)
     category_mean = mu_b[data["category_benchmark"]]
     if n_multi:
@@ -346,7 +347,19 @@ def hier2pl(
         b = mixed_normal_split(
             "difficulty_raw", prior_mean, sigma_b[item_benchmark], data["difficulty_centred"],
             item_benchmark, sigma_b, n_benchmarks, split_b, "item",
-            split_scale=population.DIFFICULTY_SPLIT_SCALE)
+            split_scale=population.DIFFICULTY_SPLIT_SCALE, anchor=split_anchor)
+        if split_anchor is not None:
+            # The benchmark's mean from its items' mean e and the offset w (the site above):
+            # the items x_j = e + (loc_j - mean loc) + deviations never read mu_k, so the
+            # w passed in its place cancels (``population.mixed_normal_split``).
+            b, e, loc_mean, count = b
+            is_split_anchored = split_anchor > 0
+            mu_true = e - (loc_mean - mu_b) - sigma_b / jnp.sqrt(jnp.maximum(count, 1.0)) * mu_b
+            mu_b = jnp.where(is_split_anchored, mu_true, mu_b)
+            numpyro.factor("mu_difficulty_split_anchored_prior", jnp.sum(jnp.where(
+                is_split_anchored, dist.Normal(pop["difficulty_loc"], pop["difficulty_scale"])
+                .log_prob(mu_b), 0.0)))
+            mu_b = numpyro.deterministic("mu_difficulty", mu_b)
     if split_a is not None:
         log_a = mixed_normal_split(
             "log_discrimination_raw", mu_a[item_benchmark], sigma_a[item_benchmark],

@@ -50,7 +50,7 @@ def mixed_normal(name, loc, scale, centred):
 
 
 def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, split, plate,
-                       split_scale=False):
+                       split_scale=False, anchor=None):
     r""":func:`mixed_normal` with the non-centred values' group mean (and spread) split off.
 
     Non-centred, :math:`x_j = \text{loc}_j + s_g z_j` with :math:`z_j \sim N(0, 1)`: where the
@@ -92,10 +92,19 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
         nest in it).
     split_scale : bool
         Whether the spread is split off too.
+    anchor : Array or None, shape (n_groups,)
+        1.0 where the group's location is written from its mean instead (a bench lever,
+        ``bayesirt.models.inputs.ITEM_SPLIT_ANCHOR``): there :math:`e_g` is a flat coordinate
+        (its normal density left to the caller, who samples the offset
+        :math:`(e_g - \overline{\text{loc}}_g) / (s_g / \sqrt{n_g})` and adds the location's
+        prior), and the values read the location only through
+        :math:`\text{loc}_j - \overline{\text{loc}}_g`.
 
     Returns
     -------
     Array, shape (n,)
+        With ``anchor``: also ``e`` (n_groups,), ``loc_mean`` (n_groups,) and the counts
+        of non-centred values (n_groups,).
     """
     is_centred = centred > 0
     with numpyro.plate(plate, loc.shape[0]):
@@ -113,9 +122,11 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
     # Groups that do not split get fixed unit-scale sites that nothing reads (a scale tied to
     # s_g would couple an unused value to s_g).
     with numpyro.plate(f"{name}_group", n_groups):
-        e = numpyro.sample(f"{name}_group_mean", dist.Normal(
-            jnp.where(split, loc_mean, 0.0),
-            jnp.where(split, group_scale * jnp.sqrt(per), 1.0)))
+        e_law = dist.Normal(jnp.where(split, loc_mean, 0.0),
+                            jnp.where(split, group_scale * jnp.sqrt(per), 1.0))
+        if anchor is not None:
+            e_law = e_law.mask(~(split & (anchor > 0)))
+        e = numpyro.sample(f"{name}_group_mean", e_law)
         if split_scale:
             log_spread2 = numpyro.sample(f"{name}_group_log_spread2", dist.TransformedDistribution(
                 dist.Gamma(jnp.where(split, 0.5 * (count - 1.0), 1.0), 0.5),
@@ -130,7 +141,10 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
     # What the plain form calls ``name``: x centred, z non-centred. The sampler coordinate
     # ``<name>_free`` is dropped from the posterior (bayesirt.models.contract_posterior).
     numpyro.deterministic(name, jnp.where(is_centred, raw, z))
-    return jnp.where(is_centred, raw, loc + scale * z)
+    value = jnp.where(is_centred, raw, loc + scale * z)
+    if anchor is not None:
+        return value, e, loc_mean, count
+    return value
 
 
 def anchored_categories(data, w_or_mu, sigma_c, pop, n_free_categories):
@@ -182,8 +196,11 @@ def anchored_categories(data, w_or_mu, sigma_c, pop, n_free_categories):
     mu_b = w_or_mu.at[multi].set(mu_multi)
     loc_pop = jnp.broadcast_to(pop["difficulty_loc"], mu_b.shape)
     scale_pop = jnp.broadcast_to(pop["difficulty_scale"], mu_b.shape)
+    # Only the benchmarks anchored here (a benchmark anchored on its items' mean, a single-
+    # category one, gets its prior where that mean is sampled).
+    by_category = jnp.zeros_like(is_anchored).at[multi].set(slot_anchored)
     numpyro.factor("mu_difficulty_anchored_prior", jnp.sum(jnp.where(
-        is_anchored, dist.Normal(loc_pop, scale_pop).log_prob(mu_b), 0.0)))
+        by_category, dist.Normal(loc_pop, scale_pop).log_prob(mu_b), 0.0)))
     nu = jnp.where(centred, raw, mu_b[multi][slot] + sigma_c[slot] * raw)
     return mu_b, nu
 
