@@ -698,7 +698,7 @@ def test_the_anchored_benchmark_mean_is_the_same_model():
 
 @pytest.mark.usefixtures("numpyro_lenient")  # numpyro's Bernoulli log_prob mixes bool / float
 def test_the_item_mean_anchor_is_the_same_model(monkeypatch):
-    """The bench lever ITEM_SPLIT_ANCHOR: a split one-category benchmark samples its items'
+    """ITEM_SPLIT_ANCHOR (the default): a split one-category benchmark samples its items'
     mean e and w = (e - mu) / (s / sqrt(n)) in place of mu; at the same point the log density
     differs by exactly the Jacobian log(s / sqrt(n))."""
     import jax
@@ -713,6 +713,7 @@ def test_the_item_mean_anchor_is_the_same_model(monkeypatch):
     data, _ = simulate(np.random.default_rng(7), "hier2pl", n_models=40,
                        items_per_benchmark=(30, 30, 25, 25), coverage=1.0)
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", 1e9)  # split every benchmark
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_ANCHOR", False)
     plain_inputs = build_inputs(data)
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_ANCHOR", True)
     anchored_inputs = build_inputs(data)
