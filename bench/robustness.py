@@ -444,8 +444,6 @@ VARIANTS: dict[str, dict] = {
     # a split one-category benchmark's mean written from its items' mean and an offset
     # (inputs.ITEM_SPLIT_ANCHOR), against the funnel the replay found at sim-many's b5
     "split-anchor": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": True},
-    # (split-anchor is the default since 2026-12-07, robustness_anchor.md); the default before
-    "no-split-anchor": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": False},
     # a probe of sim-unseen's replayed divergences (a benchmark whose items are mostly never
     # solved: its mean moved with the non-centred z of the few informative items): item
     # difficulties with >= 5 minority responses centred in benchmarks of >= 20 items

@@ -93,8 +93,8 @@ def mixed_normal_split(name, loc, scale, centred, group, group_scale, n_groups, 
     split_scale : bool
         Whether the spread is split off too.
     anchor : Array or None, shape (n_groups,)
-        1.0 where the group's location is written from its mean instead (where
-        ``bayesirt.models.inputs.ITEM_SPLIT_ANCHOR`` says): there :math:`e_g` is a flat coordinate
+        1.0 where the group's location is written from its mean instead (a bench lever,
+        ``bayesirt.models.inputs.ITEM_SPLIT_ANCHOR``): there :math:`e_g` is a flat coordinate
         (its normal density left to the caller, who samples the offset
         :math:`(e_g - \overline{\text{loc}}_g) / (s_g / \sqrt{n_g})` and adds the location's
         prior), and the values read the location only through
