@@ -357,6 +357,41 @@ def describe(data) -> dict:
 # ----------------------------------------------------------------------------- variants
 # name -> {"module.CONSTANT": value}; each patches the constant for this process only.
 NC = "bayesirt.models.population.BENCHMARK_NONCENTRED"
+def _centre_informative_in_unsolved(build, extreme_slopes=False):
+    """A probe (sim-unseen-shape's replayed divergences): wrap ``build_inputs`` so that, in a
+    benchmark where most items have no minority response (never or always solved), the
+    items with >= ``CENTRE_MIN_RESPONSES`` minority responses get centred difficulties: they
+    alone pin that benchmark's mean, which otherwise moves with their non-centred values."""
+    def wrapped(data, **kwargs):
+        from bayesirt.models import inputs as model_inputs
+
+        built = build(data, **kwargs)
+        arrays = built.arrays
+        n_items = arrays["item_benchmark"].shape[0]
+        train = np.asarray(data.item_idx) < n_items
+        answered = np.bincount(np.asarray(data.item_idx)[train], minlength=n_items)
+        correct = np.bincount(np.asarray(data.item_idx)[train],
+                              weights=np.asarray(data.response)[train], minlength=n_items)
+        minority = np.minimum(correct, answered - correct)
+        bench = np.asarray(arrays["item_benchmark"])
+        n_bench = int(bench.max()) + 1
+        extreme = np.bincount(bench, weights=(minority == 0), minlength=n_bench)
+        mostly = extreme > 0.5 * np.bincount(bench, minlength=n_bench)
+        centre = mostly[bench] & (minority >= model_inputs.CENTRE_MIN_RESPONSES)
+        split = arrays.get("difficulty_split")
+        if split is not None:  # split benchmarks keep their form
+            centre &= ~(np.asarray(split)[bench] > 0)
+        arrays["difficulty_centred"] = np.maximum(arrays["difficulty_centred"],
+                                                  centre.astype(np.float32))
+        if extreme_slopes:  # and the slopes of never / always solved items centred
+            arrays["log_discrimination_centred"] = np.maximum(
+                arrays["log_discrimination_centred"], (minority == 0).astype(np.float32))
+        print(f"probe: centred {int(centre.sum())} informative items in benchmarks "
+              f"{np.flatnonzero(mostly).tolist()}", flush=True)
+        return built
+    return wrapped
+
+
 VARIANTS: dict[str, dict] = {
     # the code as it stands
     "default": {},
@@ -447,6 +482,13 @@ VARIANTS: dict[str, dict] = {
     # a probe of sim-unseen's replayed divergences (a benchmark whose items are mostly never
     # solved: its mean moved with the non-centred z of the few informative items): item
     # difficulties with >= 5 minority responses centred in benchmarks of >= 20 items
+    # the same probe narrowed to the benchmarks whose items are mostly never (or always)
+    # solved: only there are the informative items centred (_centre_informative_in_unsolved)
+    "centre-informative": {"bayesirt.inference.nuts.build_inputs": "centre-informative"},
+    # and the slopes of the items nobody (or everybody) solved centred: their likelihood
+    # rises with the slope, so a non-centred slope moves with the benchmark's slope spread
+    "centre-informative+extreme-slopes": {
+        "bayesirt.inference.nuts.build_inputs": "centre-informative+extreme-slopes"},
     "split-anchor+dc20": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": True,
                           "bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY": 20},
     # double precision (jax_enable_x64): are the scattered divergences numerical (float32
@@ -504,6 +546,9 @@ def apply_variant(name: str) -> None:
             # patched in place: the simulator and the model share the one dict
             mod.POPULATION_PRIORS.update(_halfnormal_population(mod.POPULATION_PRIORS))
             continue
+        if value in ("centre-informative", "centre-informative+extreme-slopes"):
+            value = _centre_informative_in_unsolved(getattr(mod, attr),
+                                                    extreme_slopes=value.endswith("slopes"))
         setattr(mod, attr, value)
 
 
