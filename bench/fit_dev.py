@@ -54,6 +54,9 @@ def main() -> int:
                     choices=("auto", "centred", "noncentred"))
     ap.add_argument("--max-tree-depth", type=int, default=10)
     ap.add_argument("--grad-only", action="store_true", help="only time the gradient")
+    ap.add_argument("--variant", default="default",
+                    help="an entry of bench/robustness.py's VARIANTS, patched into this process "
+                         "(its config.* entries are not applied: the flags above are the config)")
     ap.add_argument("--results", default="bench/results/fit_dev.md")
     args = ap.parse_args()
 
@@ -71,6 +74,12 @@ def main() -> int:
     from bayesirt import posteriors
     from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
     from bayesirt.models import build_inputs, get_model
+
+    if args.variant != "default":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from robustness import apply_variant
+
+        apply_variant(args.variant)
 
     t0 = time.perf_counter()
     irt = _data.load(args.data)
@@ -105,6 +114,7 @@ def main() -> int:
     grad_ms = (time.perf_counter() - t0) / reps * 1e3
     print(f"gradient: {grad_ms:.2f} ms (compile {compile_s:.1f} s)", flush=True)
     row = {
+        "variant": args.variant,
         "machine": machine,
         "n_obs": irt.n_obs,
         "n_params": int(sum(np.size(v) for v in params.values())),

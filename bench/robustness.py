@@ -229,8 +229,12 @@ def real_full_cat_10_500():
 def simulate_prior(rng, *, models_per_benchmark, category_sizes, n_models, name):
     """Draw a data set from ``hier2pl``'s prior at a given incidence and category shape.
 
-    Mirrors ``bayesirt.models.simulate.simulate(from_prior=True)`` (same priors, abilities
-    standardised per benchmark over the models observed on it), but with the shape given:
+    Like ``bayesirt.models.simulate.simulate(from_prior=True)`` (abilities standardised per
+    benchmark over the models observed on it), but with the shape given, and with the
+    benchmark-level values drawn from fixed weakly informative priors (mu_b ~ N(0, 3),
+    sigma_b ~ N+(2.5), mu_a ~ N(0, 1), sigma_a ~ Gamma(2, 4), rho ~ Beta(2, 2), sigma_c ~
+    N+(1)), not from today's population: about as wide, and kept so that the members' data
+    stay the ones every record was measured on:
     ``models_per_benchmark[k]`` models on benchmark k, chosen with probability proportional
     to a per-model breadth weight (lognormal), so most models sit on one or two benchmarks
     and a few on many; ``category_sizes[k]`` items per category.
@@ -489,6 +493,23 @@ VARIANTS: dict[str, dict] = {
     # rises with the slope, so a non-centred slope moves with the benchmark's slope spread
     "centre-informative+extreme-slopes": {
         "bayesirt.inference.nuts.build_inputs": "centre-informative+extreme-slopes"},
+    # the population of slope spreads narrower (scale Gamma(2) of mean 0.2, not 0.4): a
+    # thin benchmark's slope spread pooled towards the others', so that a never-solved
+    # item's slope cannot reach the thousands with it (sim-unseen's second kind); the two
+    # shared sets' slope spreads are 0.34-0.55 (posterior medians), a log-sd of ~0.17
+    "slope-pop0.2": {"bayesirt.models.population.POPULATION_PRIORS": {
+        "log_sigma_log_discrimination_scale": ("gamma2", 0.0, 0.2)}},
+    "split-anchor+slope-pop0.2": {
+        "bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": True,
+        "bayesirt.models.population.POPULATION_PRIORS": {
+            "log_sigma_log_discrimination_scale": ("gamma2", 0.0, 0.2)}},
+    # (split-anchor+slope-pop0.2 is the default since 2026-12-07 evening,
+    # robustness_slopepop.md; since then "split-anchor" and "slope-pop0.2" run its program
+    # too.) The default before that: no item-mean anchor, the slope spreads' population
+    # scale of mean 0.4
+    "pre-slopepop": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": False,
+                     "bayesirt.models.population.POPULATION_PRIORS": {
+                         "log_sigma_log_discrimination_scale": ("gamma2", 0.0, 0.4)}},
     "split-anchor+dc20": {"bayesirt.models.inputs.ITEM_SPLIT_ANCHOR": True,
                           "bayesirt.models.inputs.CENTRE_MIN_BENCHMARK_ITEMS_DIFFICULTY": 20},
     # double precision (jax_enable_x64): are the scattered divergences numerical (float32
@@ -545,6 +566,9 @@ def apply_variant(name: str) -> None:
         if attr == "POPULATION_PRIORS" and value == "halfnormal":
             # patched in place: the simulator and the model share the one dict
             mod.POPULATION_PRIORS.update(_halfnormal_population(mod.POPULATION_PRIORS))
+            continue
+        if attr == "POPULATION_PRIORS" and isinstance(value, dict):
+            mod.POPULATION_PRIORS.update(value)  # in place, as above: some entries only
             continue
         if value in ("centre-informative", "centre-informative+extreme-slopes"):
             value = _centre_informative_in_unsolved(getattr(mod, attr),
