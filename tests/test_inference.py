@@ -316,6 +316,10 @@ def test_a_split_benchmark_fits_and_keeps_the_plain_posterior_variables(rng_key,
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", None)
     plain = fit(rng_key, data, cfg)
     assert "difficulty_split" not in build_inputs(data).arrays
+    # The split alone: with the item-mean anchor (the default) an anchored benchmark's mean
+    # is sampled through its own coordinate, ``mu_difficulty_raw``, an extra variable here
+    # (test_models.py checks that the anchor is the same model).
+    monkeypatch.setattr(model_inputs, "ITEM_SPLIT_ANCHOR", False)
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_PIN_RATIO", float("inf"))
     monkeypatch.setattr(model_inputs, "ITEM_SPLIT_MIN_ITEMS", 3)
     monkeypatch.setattr(model_inputs, "DISCRIMINATION_SPLIT", True)

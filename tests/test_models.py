@@ -698,7 +698,7 @@ def test_the_anchored_benchmark_mean_is_the_same_model():
 
 @pytest.mark.usefixtures("numpyro_lenient")  # numpyro's Bernoulli log_prob mixes bool / float
 def test_the_item_mean_anchor_is_the_same_model(monkeypatch):
-    """The bench lever ITEM_SPLIT_ANCHOR: a split one-category benchmark samples its items'
+    """The item-mean anchor (ITEM_SPLIT_ANCHOR): a split one-category benchmark samples its items'
     mean e and w = (e - mu) / (s / sqrt(n)) in place of mu; at the same point the log density
     differs by exactly the Jacobian log(s / sqrt(n))."""
     import jax

@@ -171,17 +171,18 @@ CATEGORY_ANCHOR = True
 # not adopted: the slopes are not pinned where the difficulties are, and their spread's
 # R-hat got no better).
 ITEM_SPLIT_MIN_ITEMS = 20
-# A bench lever (off): in a split benchmark of one category whose items are all non-centred,
-# the benchmark's mean mu_k is pinned only through the items' mean e_k ~ N(mu_k, s_k /
-# sqrt(n_k)), a funnel of width s_k / sqrt(n_k) at a small sigma_difficulty (the replayed
-# divergences of sim-many-models: all at its 20-model benchmark's mu_difficulty and item
-# mean). With ITEM_SPLIT_ANCHOR the sampler moves e_k and w = (e_k - mu_k) / (s_k /
-# sqrt(n_k)) instead, as for the category anchor (``population.anchored_categories``; same
-# model). Measured (bench/results/robustness_anchor.md), not adopted: sim-many-models 7 /
-# 10 / 6 divergences at seeds 0 / 1 / 2 -> 0 / 0 / 3 and the real members and the small set
-# as good, but sim-unseen-shape 5 / 3 / 6 -> 12 / 23 / 11 (at benchmarks it does not anchor:
-# a mostly unsolved one's mean and a 10-model one's slope spread).
-ITEM_SPLIT_ANCHOR = False
+# In a split benchmark of one category whose items are all non-centred, the benchmark's
+# mean mu_k is pinned only through the items' mean e_k ~ N(mu_k, s_k / sqrt(n_k)), a funnel
+# of width s_k / sqrt(n_k) at a small sigma_difficulty (the replayed divergences of
+# sim-many-models: all at its 20-model benchmark's mu_difficulty and item mean). With
+# ITEM_SPLIT_ANCHOR the sampler moves e_k and w = (e_k - mu_k) / (s_k / sqrt(n_k)) instead,
+# as for the category anchor (``population.anchored_categories``; same model). Measured
+# (bench/results/robustness_anchor.md, robustness_slopepop.md): alone it took
+# sim-many-models from 7 / 10 / 6 divergences at seeds 0 / 1 / 2 to 0 / 0 / 3 but
+# sim-unseen-shape from 5 / 3 / 6 to 12 / 23 / 11 (at a 10-model benchmark's slope spread);
+# together with the narrower population of slope spreads (``population.POPULATION_PRIORS``)
+# sim-unseen-shape has 1 / 4 / 1, and the small set and the real members are as before.
+ITEM_SPLIT_ANCHOR = True
 ITEM_SPLIT_PIN_RATIO: float | None = 1.0
 DISCRIMINATION_SPLIT = False
 # Cells (model, benchmark) with at least this many items answered get narrow standardisation
