@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
-from bayesirt.inference.blame import locate_divergences, locate_odd_chain
+from bayesirt.inference.blame import locate_divergences
+from bayesirt.inference.oddchain import locate_odd_chain
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "robustness.py"
 

@@ -63,7 +63,7 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
     """
     from arviz_stats.base import array_stats
 
-    from bayesirt.inference import blame
+    from bayesirt.inference import blame, oddchain
 
     worst: dict[str, Any] = {
         "rhat_max": -np.inf,
@@ -109,7 +109,7 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
                                              target_accept=target_accept)
     worst["divergence_location"] = blame.locate_divergences(
         posterior, diverging, dims, coords, constants, target_accept=target_accept)
-    worst["odd_chain"] = blame.locate_odd_chain(
+    worst["odd_chain"] = oddchain.locate_odd_chain(
         posterior, {**sample_stats, "max_tree_depth": max_tree_depth}, dims, coords, constants,
         target_accept=target_accept)
     return worst
