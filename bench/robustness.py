@@ -590,7 +590,9 @@ def run_one(member: str, seed: int, variant: str, records: Path, keep: Path | No
     res = fit(jax.random.key(seed), data, FitConfig(seed=seed, progress=False, **overrides))
     wall = time.perf_counter() - started
     head = convergence_headline(res.posterior, res.sample_stats, res.max_tree_depth,
-                                res.dims, res.coords, constants=res.constant_data)
+                                res.dims, res.coords, constants=res.constant_data,
+                                # so the advice names the rung above the fit's own target
+                                target_accept=(res.config or {}).get("target_accept"))
     stats = res.sample_stats
     rec = {
         "member": member, "seed": seed, "variant": variant,
