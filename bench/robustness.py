@@ -528,6 +528,8 @@ VARIANTS: dict[str, dict] = {
     "pop-halfnormal": {"bayesirt.models.population.POPULATION_PRIORS": "halfnormal"},
     # the loadings centred everywhere (before the per-benchmark rule)
     "rho-centred": {"bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED": 0},
+    # the loadings' rule before 2026-12-07: centred where >= 20 models link the benchmark
+    "loading-centre20": {"bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED": 20},
     # a benchmark's spread between its category means: Gamma(2) of mean 0.8 wherever there
     # are categories ("cat-gamma"), N+(1) everywhere ("cat-halfnormal", the prior before);
     # the default is Gamma(2) only with <= 5 categories

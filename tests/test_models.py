@@ -220,24 +220,27 @@ def test_build_inputs_carries_parameterisation_masks_of_the_right_size():
     assert not auto["category_centred"].any()
 
 
-def test_a_loading_is_centred_where_enough_models_link_its_benchmark():
-    from bayesirt.models.inputs import LOADING_CENTRE_MIN_LINKED
+def test_a_loading_is_centred_only_where_enough_models_link_its_benchmark():
+    from bayesirt.models.inputs import LOADING_CENTRE_MIN_LINKED as T
 
-    assert LOADING_CENTRE_MIN_LINKED == 20  # the shapes below are built around it
-    data, _ = simulate(np.random.default_rng(4), "hier2pl", n_models=50,
-                       items_per_benchmark=(6, 6, 6), coverage=1.0)
+    data, _ = simulate(np.random.default_rng(4), "hier2pl", n_models=T + 40,
+                       items_per_benchmark=(3, 3, 3), coverage=1.0)
     bench = np.asarray(data.item_benchmark)[data.item_idx]
     m = data.model_idx
-    # benchmark 0: models 0-29; 1: models 0-21; 2: models 0-5 and 30-49 (26 models, but
-    # only 6 of them took another benchmark, so only 6 identify its loading).
-    keep = np.where(bench == 0, m < 30, np.where(bench == 1, m < 22, (m < 6) | (m >= 30)))
+    # benchmark 0: models 0..T+9, every one also on benchmark 1 or 2 (T+10 linking);
+    # 1: models 0..T-2 (T-1 linking, one short); 2: models 0-5 and T-1..T+39 (47 models, but
+    # only the 17 that took benchmark 0 too identify its loading).
+    keep = np.where(bench == 0, m < T + 10,
+                    np.where(bench == 1, m < T - 1, (m < 6) | (m >= T - 1)))
     thinned = dataclasses.replace(data, model_idx=m[keep], item_idx=data.item_idx[keep],
                                   response=data.response[keep])
-    assert build_inputs(thinned).arrays["loading_centred"].tolist() == [1.0, 1.0, 0.0]
+    assert build_inputs(thinned).arrays["loading_centred"].tolist() == [1.0, 0.0, 0.0]
     assert build_inputs(thinned, parameterisation="noncentred").arrays[
         "loading_centred"].tolist() == [0.0, 0.0, 0.0]
     assert build_inputs(thinned, parameterisation="centred").arrays[
         "loading_centred"].tolist() == [1.0, 1.0, 1.0]
+    # Both shared data sets (at most 45 linking models per benchmark) are below it.
+    assert T > 45
 
 
 def test_few_categories_get_the_boundary_avoiding_spread_prior():

@@ -272,7 +272,8 @@ def hier2pl(
         # centred they sat in the funnel at a small population scale (small set: 182
         # divergences, at the low end of that scale).
         sigma_a_z = numpyro.sample("sigma_log_discrimination_z", dist.Normal(0.0, 1.0))
-        # Per benchmark: centred where enough models link it to others to pin its loading
+        # Per benchmark: centred only where so many models link it to others that they pin
+        # its loading at every value the population's spread takes
         # (``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED``), else non-centred.
         rho = benchmark_level("rho", pop["logit_loading_loc"], pop["logit_loading_scale"],
                                "sigmoid", data.get("loading_centred"))

@@ -361,10 +361,10 @@ def population_prior(family: str, loc: float, scale: float) -> dist.Distribution
 #: (``<name>_z ~ N(0, 1)``, the value a deterministic site of the same name); the others
 #: are centred. Among ``mu_difficulty``, ``sigma_difficulty``, ``mu_log_discrimination``,
 #: ``rho``. Empty by default: the loadings follow the per-benchmark rule of
-#: ``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED`` instead (every loading non-centred,
-#: ``--variant rho-nc``, cost the full small set ESS 696 -> 454), and every benchmark-level
-#: parameter non-centred (``--variant bench-nc``) cost 2-4x the leapfrog steps
-#: (``bench/results/robustness_pop.md``). A bench lever, not a user option.
+#: ``bayesirt.models.inputs.LOADING_CENTRE_MIN_LINKED`` instead (which now non-centres
+#: every loading of the data sets measured; the coordinates of ``--variant rho-nc``), and
+#: every benchmark-level parameter non-centred (``--variant bench-nc``) cost 2-4x the
+#: leapfrog steps (``bench/results/robustness_pop.md``). A bench lever, not a user option.
 BENCHMARK_NONCENTRED: frozenset[str] = frozenset()
 _LINKS = {"identity": (lambda x: x, None),
           "exp": (jnp.exp, dist.transforms.ExpTransform()),
