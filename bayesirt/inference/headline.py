@@ -58,8 +58,9 @@ def convergence_headline(posterior: dict[str, np.ndarray], sample_stats: dict[st
         ``ess_tail_min``, ``ess_tail_min_name``, ``divergences``, ``divergences_per_chain``,
         ``tree_depth_hits``, ``n_parameters``, and the block diagnosis
         (``bayesirt.inference.blame``): ``blocks`` (failing blocks, worst first),
-        ``divergence_location`` (where divergent draws sit) and ``odd_chain`` (a stuck
-        chain or one holding the divergences, else None).
+        ``divergence_location`` (where divergent draws sit) and ``odd_chain``
+        (``bayesirt.inference.oddchain``: a stuck chain or one holding the divergences,
+        else None).
     """
     from arviz_stats.base import array_stats
 
