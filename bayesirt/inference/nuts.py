@@ -27,6 +27,7 @@ from bayesirt.inference import sharding
 from bayesirt.inference.result import FitResult
 from bayesirt.inference.warmstart import advi_init, block_sites, split_inverse_mass
 from bayesirt.models import MODELS, ModelSpec, build_inputs, contract_posterior, get_model
+from bayesirt.models.blocks import n_blocks, response_blocks
 from bayesirt.models.inputs import PARAMETERISATIONS
 
 # Above this many observations, model arguments are passed as traced arguments instead of
@@ -98,6 +99,11 @@ class FitConfig:
         Measured in ``bench/results/sampler_levers.md``.
     log_likelihood : bool
         Compute pointwise log-likelihood (for LOO); memory is chains x draws x n_obs floats.
+    dense_blocks : bool
+        Let the sampler read the responses of dense benchmarks as (cell x item) blocks
+        (:mod:`bayesirt.models.blocks`; models with ``ModelSpec.blocks``, unsharded fits):
+        the same posterior, about 2.5x fewer seconds per gradient on the dev set's CPU.
+        False keeps one Bernoulli term per response (the form before; for comparisons).
     progress : bool
         Show a progress bar.
     seed : int or None
@@ -123,6 +129,7 @@ class FitConfig:
     init_steps: int = 1500
     mass_matrix: str = "diagonal"
     log_likelihood: bool = False
+    dense_blocks: bool = True
     progress: bool = True
     seed: int | None = None
 
@@ -287,6 +294,16 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
                               outliers=config.outliers)
     if sharded is not None:
         model = sharding.masked_model(model)
+    block_arrays: dict[str, np.ndarray] = {}
+    if sharded is None and spec.blocks and config.dense_blocks:
+        block_arrays = response_blocks(
+            inputs.arrays["obs_cell"], inputs.arrays["obs_item"], inputs.response,
+            inputs.arrays["cell_benchmark"], inputs.arrays["item_benchmark"])
+    # The sampler's model reads the blocks; the pointwise log-likelihood (LOO) needs every
+    # response as its own term, so it keeps the pointwise form of the same model.
+    pointwise_model = model
+    if n_blocks(block_arrays):
+        model = functools.partial(model, likelihood="blocks")
     chain_method = (
         "parallel" if sharded is None and len(devices) >= config.chains > 1 else "vectorized"
     )
@@ -297,7 +314,8 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         if sharded is not None:
             arrays, y = sharded.arrays, sharded.y
         else:
-            arrays = {key: jnp.asarray(val) for key, val in inputs.arrays.items()}
+            arrays = {key: jnp.asarray(val)
+                      for key, val in {**inputs.arrays, **block_arrays}.items()}
             # float32 responses: Bernoulli.log_prob multiplies them with float logits.
             y = jnp.asarray(inputs.response, dtype=jnp.float32)
         init_params, inverse_mass = None, None
@@ -355,8 +373,8 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         log_lik = None
         if config.log_likelihood:
             # Padded observations (sharded fits) are cut off.
-            log_lik = _pointwise_log_likelihood(model, mcmc, arrays, y)[..., : inputs.sizes[
-                "n_obs"]]
+            log_lik = _pointwise_log_likelihood(pointwise_model, mcmc, arrays, y)[
+                ..., : inputs.sizes["n_obs"]]
     extra = jax.device_get(mcmc.get_extra_fields(group_by_chain=True))
 
     seed_words = np.asarray(jax.random.key_data(complete_key)).ravel()
@@ -381,6 +399,7 @@ def fit(rng_key: jax.Array, data: Any, config: FitConfig) -> FitResult:
         "n_devices": len(devices),
         "obs_shards": config.devices,
         "chain_method": chain_method,
+        "dense_blocks": n_blocks(block_arrays),
         "jit_model_args": jit_args,
         "sampling_wall_seconds": round(wall, 3),
         "init": config.init,

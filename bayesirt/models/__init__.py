@@ -42,6 +42,9 @@ class ModelSpec:
         where the caller gives none).
     draws : int
         Default kept draws per chain.
+    blocks : bool
+        Whether ``fn`` takes ``likelihood="blocks"`` (dense per-benchmark response blocks,
+        :mod:`bayesirt.models.blocks`); the sampler then uses them where the data are dense.
     """
 
     fn: Callable[..., Any]
@@ -49,6 +52,7 @@ class ModelSpec:
     options: tuple[str, ...] = ()
     target_accept: float = 0.8
     draws: int = 1000
+    blocks: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -66,7 +70,7 @@ MODELS: dict[str, ModelSpec] = {
         # 2,000), and the slopes' common spread mixes slowly (lag-1 autocorrelation
         # 0.4-0.7), so 1,000 draws left R-hat 1.011 / 1.016 on two real members where 2,000
         # pass. Cost: 2x the leapfrog steps per draw, 1.4x the iterations.
-        target_accept=0.99, draws=2000,
+        target_accept=0.99, draws=2000, blocks=True,
     ),
 }
 

@@ -68,13 +68,13 @@ their exact conditional distribution (:func:`bayesirt.models.complete_abilities`
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from bayesirt.models import factor, population
+from bayesirt.models.blocks import SPARSE_KEY, block_loglik, floor_logits
 from bayesirt.models.factor import (
     OUTLIER_FRACTION_PRIOR,
     factor_ability_logdensity,
@@ -110,13 +110,7 @@ def _likelihood(eta, guess_obs, y, n_obs):
     n_obs : int
         Number of observations (plate size).
     """
-    if guess_obs is None:
-        logits = eta
-    else:
-        # log p and log(1 - p) of p = g + (1 - g) sigmoid(eta), without cancellation.
-        log_p = jnp.logaddexp(jnp.log(guess_obs), jnp.log1p(-guess_obs) + jax.nn.log_sigmoid(eta))
-        log_q = jnp.log1p(-guess_obs) + jax.nn.log_sigmoid(-eta)
-        logits = log_p - log_q
+    logits = floor_logits(eta, guess_obs)
     with numpyro.plate("obs", n_obs):
         numpyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
 
@@ -208,6 +202,7 @@ def hier2pl(
     outliers=False,
     n_orgs=0,
     n_features=0,
+    likelihood="pointwise",
     y=None,
     **_unused,
 ):
@@ -239,6 +234,11 @@ def hier2pl(
         Whether a (model, benchmark) cell's ability may be an outlier, unrelated to the
         general ability (:func:`outlier_configurations`; fraction ``outlier_fraction`` with
         the prior :data:`OUTLIER_FRACTION_PRIOR`).
+    likelihood : {"pointwise", "blocks"}
+        How the responses' log density is written: one Bernoulli site ``y`` per response,
+        or (the sampler's choice where ``data`` holds them) dense per-benchmark blocks
+        (:mod:`bayesirt.models.blocks`) plus a ``y`` site for the responses in no block.
+        The same posterior.
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
@@ -422,14 +422,33 @@ def hier2pl(
         + log_nuisance,
     )
 
-    obs_item = data["obs_item"]
-    eta = jnp.exp(log_a[obs_item]) * (ability_std[data["obs_cell"]] - b[obs_item])
+    leak_cell = leak_floor(n_cells) if contamination else None
+    rows = None
+    if likelihood == "blocks":
+        if y is None:
+            raise ValueError("likelihood='blocks' conditions on the responses held in data; "
+                             "sample from the prior with likelihood='pointwise'")
+        # The same log density, the dense benchmarks as matrices (``bayesirt.models.blocks``):
+        # only the sampler uses it; the pointwise log-likelihood (LOO) uses "pointwise".
+        numpyro.factor("y_blocks", block_loglik(data, ability_std, b, log_a,
+                                                g if guess else None, leak_cell))
+        rows = data[SPARSE_KEY]
+        if rows.size == 0:
+            return
+    elif likelihood != "pointwise":
+        raise ValueError(f"likelihood must be 'pointwise' or 'blocks', got {likelihood!r}")
+    obs_item = data["obs_item"] if rows is None else data["obs_item"][rows]
+    obs_cell = data["obs_cell"] if rows is None else data["obs_cell"][rows]
+    eta = jnp.exp(log_a[obs_item]) * (ability_std[obs_cell] - b[obs_item])
     guess_obs = g[item_benchmark[obs_item]] if guess else None
     if contamination:
-        leak = leak_floor(n_cells)[data["obs_cell"]]
+        leak = leak_cell[obs_cell]
         # Two independent ways to succeed without the ability: 1 - P(neither).
         guess_obs = leak if guess_obs is None else 1.0 - (1.0 - guess_obs) * (1.0 - leak)
-    _likelihood(eta, guess_obs, y, n_obs)
+    if rows is None:
+        _likelihood(eta, guess_obs, y, n_obs)
+    else:
+        _likelihood(eta, guess_obs, None if y is None else y[rows], int(rows.size))
 
 
 def leak_floor(n_cells):
