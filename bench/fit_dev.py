@@ -74,6 +74,7 @@ def main() -> int:
     from bayesirt import posteriors
     from bayesirt.inference import FitConfig, convergence_headline, fit, format_headline
     from bayesirt.models import build_inputs, get_model
+    from bayesirt.models.blocks import n_blocks, response_blocks
 
     if args.variant != "default":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,8 +95,13 @@ def main() -> int:
 
     # Time one gradient of the potential energy on this device (jit_model_args as fit does).
     inputs = build_inputs(irt, parameterisation=args.parameterisation)
-    model = functools.partial(get_model("hier2pl").fn, **inputs.sizes)
-    arrays = {k: jnp.asarray(v) for k, v in inputs.arrays.items()}
+    # The dense response blocks too, as fit builds them (bayesirt.models.blocks).
+    a = inputs.arrays
+    blocks = response_blocks(a["obs_cell"], a["obs_item"], inputs.response,
+                             a["cell_benchmark"], a["item_benchmark"])
+    model = functools.partial(get_model("hier2pl").fn, **inputs.sizes,
+                              likelihood="blocks" if n_blocks(blocks) else "pointwise")
+    arrays = {k: jnp.asarray(v) for k, v in {**a, **blocks}.items()}
     y = jnp.asarray(inputs.response, dtype=jnp.float32)
     init, potential_fn, *_ = initialize_model(
         jax.random.key(0), model, model_args=(arrays,), model_kwargs={"y": y},

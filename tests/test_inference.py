@@ -66,6 +66,8 @@ def test_same_key_same_draws_and_other_key_other_draws(rng_key):
     assert a.coords["item"] == list(data.item_ids[: data.n_train_items])
     assert a.sample_stats["tree_depth"].shape == (2, 20)
     assert a.provenance["gradient_evaluations"] == int(a.sample_stats["n_steps"].sum())
+    # Both simulated benchmarks are dense: the sampler read them as blocks.
+    assert a.provenance["dense_blocks"] == 2
 
 
 def _assert_same_posterior(draws_by_variant: dict, min_ess: float = 50.0) -> None:

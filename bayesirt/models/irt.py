@@ -242,6 +242,9 @@ def hier2pl(
     y : Array or None, shape (n_obs,)
         Observed responses.
     """
+    if likelihood == "blocks" and y is None:
+        raise ValueError("likelihood='blocks' conditions on the responses held in data; "
+                         "sample from the prior with likelihood='pointwise'")
     pop = (benchmark_population() if n_benchmarks >= POPULATION_MIN_BENCHMARKS
            else {k: jnp.asarray(v) for k, v in FIXED_POPULATION.items()})
     with numpyro.plate("benchmark", n_benchmarks):
@@ -425,9 +428,6 @@ def hier2pl(
     leak_cell = leak_floor(n_cells) if contamination else None
     rows = None
     if likelihood == "blocks":
-        if y is None:
-            raise ValueError("likelihood='blocks' conditions on the responses held in data; "
-                             "sample from the prior with likelihood='pointwise'")
         # The same log density, the dense benchmarks as matrices (``bayesirt.models.blocks``):
         # only the sampler uses it; the pointwise log-likelihood (LOO) uses "pointwise".
         numpyro.factor("y_blocks", block_loglik(data, ability_std, b, log_a,
