@@ -76,11 +76,14 @@ def main() -> int:
     from bayesirt.models import build_inputs, get_model
     from bayesirt.models.blocks import n_blocks, response_blocks
 
+    variant_config: dict = {}
     if args.variant != "default":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from robustness import apply_variant
+        from robustness import VARIANTS, apply_variant
 
         apply_variant(args.variant)
+        variant_config = {k.removeprefix("config."): v for k, v in VARIANTS[args.variant].items()
+                          if k.startswith("config.")}
 
     t0 = time.perf_counter()
     irt = _data.load(args.data)
@@ -97,8 +100,9 @@ def main() -> int:
     inputs = build_inputs(irt, parameterisation=args.parameterisation)
     # The dense response blocks too, as fit builds them (bayesirt.models.blocks).
     a = inputs.arrays
-    blocks = response_blocks(a["obs_cell"], a["obs_item"], inputs.response,
-                             a["cell_benchmark"], a["item_benchmark"])
+    blocks = (response_blocks(a["obs_cell"], a["obs_item"], inputs.response,
+                              a["cell_benchmark"], a["item_benchmark"])
+              if variant_config.get("dense_blocks", True) else {})
     model = functools.partial(get_model("hier2pl").fn, **inputs.sizes,
                               likelihood="blocks" if n_blocks(blocks) else "pointwise")
     arrays = {k: jnp.asarray(v) for k, v in {**a, **blocks}.items()}
@@ -132,7 +136,7 @@ def main() -> int:
 
     cfg = FitConfig(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                     device=args.device, progress=True, parameterisation=args.parameterisation,
-                    max_tree_depth=args.max_tree_depth)
+                    max_tree_depth=args.max_tree_depth, **variant_config)
     t0 = time.perf_counter()
     res = fit(jax.random.key(args.seed), irt, cfg)
     wall = time.perf_counter() - t0
@@ -149,6 +153,7 @@ def main() -> int:
         chains=args.chains, warmup=args.warmup, draws=args.draws,
         parameterisation=args.parameterisation, max_tree_depth=args.max_tree_depth,
         step_size_mean=round(float(np.mean(res.sample_stats["step_size"][:, -1])), 4),
+        dense_blocks=res.provenance["dense_blocks"],
         wall_s_with_compile=round(wall, 1),
         sampling_s=res.provenance["sampling_wall_seconds"],
         steps_per_draw=round(float(steps.mean()), 1),

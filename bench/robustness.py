@@ -517,6 +517,9 @@ VARIANTS: dict[str, dict] = {
     "x64": {"jax.enable_x64": True},
     # the dense mass-matrix block over the benchmark-level and population coordinates
     "block": {"config.mass_matrix": "block"},
+    # one Bernoulli term per response, the likelihood's form before the dense response
+    # blocks (bayesirt.models.blocks): the same posterior, slower gradients
+    "pointwise": {"config.dense_blocks": False},
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
     # the tilt squared: density proportional to (1 - rho^2)^2 N(logit rho), further from the
