@@ -14,9 +14,9 @@ numpyro #2225). Written as one matrix per benchmark,
 with :math:`s_{rc} = 2y - 1` on an answered (cell, item) pair and 0 on an unanswered one,
 the gradient is two reductions over the matrix's axes. It is the same log density (the
 sum's order differs, float32 rounding only; ``tests/test_blocks.py`` checks the potential
-and its gradient against the pointwise form). Measured on the dev set
-(``bench/results/blocks.md``): the full model's gradient went from 6.8 to about 2.5 ms on
-the 2-core CPU.
+and its gradient against the pointwise form). Measured (``bench/results/blocks.md``, the
+2-core CPU): the full model's value and gradient on the dev set (496,567 responses) went
+from 8.4 to 2.4 ms; on the small set (8,844) both take 0.25 ms, the priors being most of it.
 
 A benchmark whose block would be mostly empty is left to the pointwise form:
 ``DENSE_MIN_FILL`` is where the two cost the same per answered pair, measured on the same
@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 #: Smallest fraction of a benchmark's (cell, item) matrix that must be answered for the
-#: benchmark to be written as a dense block. The block costs ~0.4x the pointwise form per
-#: matrix entry on the 2-core CPU (``bench/results/blocks.md``), so below ~0.4 it loses;
-#: 0.5 leaves a margin.
+#: benchmark to be written as a dense block. On the dev set a matrix entry costs 0.23x what
+#: one pointwise response costs (``bench/results/blocks.md``: break-even at fill 0.23); on
+#: small data the fixed costs make them equal. 0.5 keeps a margin for other machines.
 DENSE_MIN_FILL = 0.5
 
 #: Prefix of the block arrays in ``ModelInputs.arrays``: ``block{i}_cell`` (n_rows,),
