@@ -102,7 +102,7 @@ def main() -> int:
     a = inputs.arrays
     blocks = (response_blocks(a["obs_cell"], a["obs_item"], inputs.response,
                               a["cell_benchmark"], a["item_benchmark"])
-              if variant_config.get("dense_blocks", True) else {})
+              if variant_config.get("dense_blocks", FitConfig.dense_blocks) else {})
     model = functools.partial(get_model("hier2pl").fn, **inputs.sizes,
                               likelihood="blocks" if n_blocks(blocks) else "pointwise")
     arrays = {k: jnp.asarray(v) for k, v in {**a, **blocks}.items()}

@@ -520,6 +520,8 @@ VARIANTS: dict[str, dict] = {
     # one Bernoulli term per response, the likelihood's form before the dense response
     # blocks (bayesirt.models.blocks): the same posterior, slower gradients
     "pointwise": {"config.dense_blocks": False},
+    # the dense response blocks on (off by default: memory growth, bench/results/blocks.md)
+    "blocks": {"config.dense_blocks": True},
     # the loadings' population without its tilt by the uniqueness (the model before it)
     "no-tilt": {"bayesirt.models.population.UNIQUENESS_POWER": 0.0},
     # the tilt squared: density proportional to (1 - rho^2)^2 N(logit rho), further from the

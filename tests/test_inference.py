@@ -53,7 +53,7 @@ def _tiny():
 @pytest.mark.usefixtures("numpyro_lenient")
 def test_same_key_same_draws_and_other_key_other_draws(rng_key):
     data, _ = _tiny()
-    cfg = FitConfig(chains=2, warmup=40, draws=20, progress=False)
+    cfg = FitConfig(chains=2, warmup=40, draws=20, progress=False, dense_blocks=True)
     a = fit(rng_key, data, cfg)
     b = fit(rng_key, data, cfg)
     c = fit(jax.random.fold_in(rng_key, 1), data, cfg)

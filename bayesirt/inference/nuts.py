@@ -102,8 +102,10 @@ class FitConfig:
     dense_blocks : bool
         Let the sampler read the responses of dense benchmarks as (cell x item) blocks
         (:mod:`bayesirt.models.blocks`; models with ``ModelSpec.blocks``, unsharded fits):
-        the same posterior, about 2.5x fewer seconds per gradient on the dev set's CPU.
-        False keeps one Bernoulli term per response (the form before; for comparisons).
+        the same posterior, 3.6x faster gradients on the dev set's CPU. Off by default: on
+        the dev set such a fit's memory grew ~10 MB per iteration (2 chains in parallel;
+        the pointwise form's stays flat) until the kernel killed it after ~2,200
+        iterations (``bench/results/blocks.md``); fine for short fits until that is fixed.
     progress : bool
         Show a progress bar.
     seed : int or None
@@ -129,7 +131,7 @@ class FitConfig:
     init_steps: int = 1500
     mass_matrix: str = "diagonal"
     log_likelihood: bool = False
-    dense_blocks: bool = True
+    dense_blocks: bool = False
     progress: bool = True
     seed: int | None = None
 
