@@ -18,9 +18,10 @@ and its gradient against the pointwise form). Measured (``bench/results/blocks.m
 2-core CPU): the full model's value and gradient on the dev set (496,567 responses) went
 from 8.4 to 2.4 ms; on the small set (8,844) both take 0.25 ms, the priors being most of it.
 
-A benchmark whose block would be mostly empty is left to the pointwise form:
-``DENSE_MIN_FILL`` is where the two cost the same per answered pair, measured on the same
-CPU (the block costs per *cell* of the matrix, answered or not).
+A benchmark whose block would be mostly empty is left to the pointwise form
+(``DENSE_MIN_FILL``: the measured break-even fill is 0.23 on the dev set, the threshold keeps
+a margin). Off by default in ``FitConfig.dense_blocks``: a blocks fit's memory grew ~10 MB
+per iteration on the dev set (``bench/results/blocks.md``), not yet explained.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def response_blocks(
     response: np.ndarray,
     cell_benchmark: np.ndarray,
     item_benchmark: np.ndarray,
-    min_fill: float = DENSE_MIN_FILL,
+    min_fill: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Split the responses into dense per-benchmark blocks and a pointwise remainder.
 
@@ -59,7 +60,8 @@ def response_blocks(
     response : ndarray of {0, 1}, shape (n_obs,)
     cell_benchmark : ndarray of int, shape (n_cells,)
     item_benchmark : ndarray of int, shape (n_items,)
-    min_fill : float, default DENSE_MIN_FILL
+    min_fill : float or None
+        None reads ``DENSE_MIN_FILL`` at call time (so a bench can patch it).
         A benchmark becomes a block when at least this fraction of its (cell, item) pairs
         was answered.
 
@@ -75,9 +77,11 @@ def response_blocks(
     obs_item = np.asarray(obs_item)
     response = np.asarray(response)
     obs_benchmark = np.asarray(item_benchmark)[obs_item]
+    if min_fill is None:
+        min_fill = DENSE_MIN_FILL
     in_block = np.zeros(obs_cell.size, dtype=bool)
     out: dict[str, np.ndarray] = {}
-    n_blocks = 0
+    count = 0
     for k in np.unique(obs_benchmark):
         rows = np.flatnonzero(obs_benchmark == k)
         cells = np.flatnonzero(np.asarray(cell_benchmark) == k)
@@ -93,11 +97,11 @@ def response_blocks(
             continue
         sign = np.zeros(cells.size * items.size, dtype=np.float32)
         sign[flat] = 2.0 * response[rows] - 1.0
-        out[f"{BLOCK_PREFIX}{n_blocks}_cell"] = cells.astype(np.int32)
-        out[f"{BLOCK_PREFIX}{n_blocks}_item"] = items.astype(np.int32)
-        out[f"{BLOCK_PREFIX}{n_blocks}_sign"] = sign.reshape(cells.size, items.size)
+        out[f"{BLOCK_PREFIX}{count}_cell"] = cells.astype(np.int32)
+        out[f"{BLOCK_PREFIX}{count}_item"] = items.astype(np.int32)
+        out[f"{BLOCK_PREFIX}{count}_sign"] = sign.reshape(cells.size, items.size)
         in_block[rows] = True
-        n_blocks += 1
+        count += 1
     out[SPARSE_KEY] = np.flatnonzero(~in_block).astype(np.int32)
     return out
 
